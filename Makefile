@@ -1,0 +1,83 @@
+# ngvi_lit: every command a developer or CI needs. Each target creates .venv if missing.
+# Stamps make a second run reinstall nothing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.stamp-run
+DEV_STAMP := $(VENV)/.stamp-dev
+BENCH_STAMP := $(VENV)/.stamp-bench
+NBDEV_WORKERS ?= 2
+
+.PHONY: help demo test test-slow sync-check export clean-nbs nbtest pytest docs docs-check readme lab bench bench-quick dist clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python setup.py settings.ini
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): $(BIN)/python setup.py settings.ini
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@ $(RUN_STAMP)
+
+$(BENCH_STAMP): $(DEV_STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	touch $@
+
+demo: $(RUN_STAMP)  ## install (if needed) and run the package's main job
+	$(BIN)/ngvi demo
+
+export: $(DEV_STAMP)  ## notebooks -> ngvi_lit/
+	$(BIN)/nbdev_export
+
+sync-check: $(DEV_STAMP)  ## fail if ngvi_lit/ or nbs/ differ from what nbdev_export / nbdev_clean write
+	$(BIN)/nbdev_export
+	@if [ -n "$$(git status --porcelain -- ngvi_lit)" ]; then git status --short -- ngvi_lit; git --no-pager diff --stat -- ngvi_lit; \
+	  echo "ngvi_lit/ is out of sync with nbs/: run nbdev_export and commit"; exit 1; fi
+	$(BIN)/nbdev_clean
+	@if [ -n "$$(git status --porcelain -- nbs)" ]; then git status --short -- nbs; \
+	  echo "notebooks are not clean: run nbdev_clean and commit"; exit 1; fi
+	$(BIN)/python docs/readme.py --check
+
+nbtest: $(DEV_STAMP)  ## run the notebooks (skips #| slow cells)
+	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing
+
+pytest: $(DEV_STAMP)  ## run tests/ (skips tests marked slow)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test: sync-check nbtest pytest  ## everything CI asserts, fast subset
+
+test-slow: $(DEV_STAMP)  ## everything, slow cells and slow tests included
+	$(MAKE) sync-check
+	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --flags "notest slow" --timing
+	$(BIN)/python -m pytest -q tests
+
+readme: $(DEV_STAMP)  ## regenerate README.md from nbs/index.ipynb
+	$(BIN)/python docs/readme.py
+
+docs: $(DEV_STAMP)  ## render the site into _docs/ (offline, no Quarto)
+	$(BIN)/python docs/build.py
+
+docs-check: $(DEV_STAMP)  ## open every page in headless Chromium: math typeset, images load, no page missing
+	$(BIN)/python docs/check.py
+
+lab: $(DEV_STAMP)  ## JupyterLab on 127.0.0.1 only
+	$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --port 8899 --allow-root --notebook-dir nbs
+
+bench: $(BENCH_STAMP)  ## every benchmark (minutes); results in bench/results/
+	$(BIN)/python bench/run.py
+
+bench-quick: $(DEV_STAMP)  ## smoke run of the benchmarks (under a minute)
+	$(BIN)/python bench/run.py --quick
+
+dist: $(DEV_STAMP)  ## build a wheel into dist/
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf _docs _proc docs/_build docs/_stage build dist *.egg-info
