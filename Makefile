@@ -2,6 +2,7 @@
 # Stamps make a second run reinstall nothing.
 SHELL := /bin/bash
 PY ?= python3
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.stamp-run
@@ -44,6 +45,9 @@ sync-check: $(DEV_STAMP)  ## fail if ngvi_lit/ or nbs/ differ from what nbdev_ex
 	@if [ -n "$$(git status --porcelain -- nbs)" ]; then git status --short -- nbs; \
 	  echo "notebooks are not clean: run nbdev_clean and commit"; exit 1; fi
 	$(BIN)/python docs/readme.py --check
+	$(BIN)/python docs/build.py --sidebar-only
+	@if [ -n "$$(git status --porcelain -- nbs/sidebar.yml)" ]; then \
+	  echo "nbs/sidebar.yml is stale: run 'python docs/build.py --sidebar-only' and commit"; exit 1; fi
 
 nbtest: $(DEV_STAMP)  ## run the notebooks (skips #| slow cells)
 	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing

@@ -13,7 +13,7 @@ expected = cfg_keys + "lib_name user branch license status min_python audience l
 for o in expected: assert o in cfg, f"missing expected setting: {o}"
 setup_cfg = {o: cfg[o] for o in cfg_keys}
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable',
             '6 - Mature', '7 - Inactive']
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
@@ -21,9 +21,8 @@ py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 bench_requirements = cfg.get('bench_requirements', '').split()
-lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
-lic_name, lic_classifier = lic
+lic_name = licenses[cfg['license'].lower()]
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -31,7 +30,6 @@ setuptools.setup(
     license=lic_name,
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
-                 'License :: ' + lic_classifier,
                  'Natural Language :: ' + cfg['language'].title()]
                 + ['Programming Language :: Python :: ' + o
                    for o in py_versions[py_versions.index(min_python):]],
