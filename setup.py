@@ -34,7 +34,7 @@ setuptools.setup(
                 + ['Programming Language :: Python :: ' + o
                    for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
-    packages=setuptools.find_packages(include=['ngvi_lit', 'ngvi_lit.*']),
+    packages=setuptools.find_namespace_packages(include=['ngvi_lit', 'ngvi_lit.*']),
     include_package_data=True,
     package_data={'ngvi_lit': ['data/*']},
     install_requires=requirements,
