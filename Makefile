@@ -9,6 +9,8 @@ RUN_STAMP := $(VENV)/.stamp-run
 DEV_STAMP := $(VENV)/.stamp-dev
 BENCH_STAMP := $(VENV)/.stamp-bench
 NBDEV_WORKERS ?= 2
+# one BLAS thread per test worker: 2 workers x multithreaded BLAS oversubscribe 2 cores
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: help demo test test-slow sync-check export clean-nbs nbtest pytest docs docs-check readme lab bench bench-quick dist clean
 
@@ -50,17 +52,17 @@ sync-check: $(DEV_STAMP)  ## fail if ngvi_lit/ or nbs/ differ from what nbdev_ex
 	  echo "nbs/sidebar.yml is stale: run 'python docs/build.py --sidebar-only' and commit"; exit 1; fi
 
 nbtest: $(DEV_STAMP)  ## run the notebooks (skips #| slow cells)
-	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing
+	$(TEST_ENV) $(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --timing
 
 pytest: $(DEV_STAMP)  ## run tests/ (skips tests marked slow)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(TEST_ENV) $(BIN)/python -m pytest -q -m "not slow" tests
 
 test: sync-check nbtest pytest  ## everything CI asserts, fast subset
 
 test-slow: $(DEV_STAMP)  ## everything, slow cells and slow tests included
 	$(MAKE) sync-check
-	$(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --flags "notest slow" --timing
-	$(BIN)/python -m pytest -q tests
+	$(TEST_ENV) $(BIN)/nbdev_test --n_workers $(NBDEV_WORKERS) --flags "notest slow" --timing
+	$(TEST_ENV) $(BIN)/python -m pytest -q tests
 
 readme: $(DEV_STAMP)  ## regenerate README.md from nbs/index.ipynb
 	$(BIN)/python docs/readme.py
