@@ -19,7 +19,7 @@ the four matrix-vector passes (X^2 is data, precomputed once).
 Usage: python bench/bench_floor.py [--quick]   (writes bench/results/floor.json and floor_*.png)
 """
 from __future__ import annotations
-import argparse, sys, time
+import sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (sets BLAS threads before numpy)
@@ -277,13 +277,7 @@ def summary(res) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--quick', action='store_true')
-    args = ap.parse_args(argv)
-    res = run(args.quick); res['machine'] = common.machine_info()
-    print(summary(res))
-    print('wrote', common.write_json('floor', res))
-    return 0
+    return common.script_main('floor', run, summary, __doc__, argv)
 
 
 if __name__ == '__main__':

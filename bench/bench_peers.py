@@ -16,7 +16,7 @@ is recorded: the ELBO is concave in (m, chol Sigma), so a stationary point is th
 Usage: python bench/bench_peers.py [--quick]   (writes bench/results/peers.json and peers_*.png)
 """
 from __future__ import annotations
-import argparse, os, subprocess, sys, tempfile, time
+import os, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -317,13 +317,7 @@ numpyro_note = None
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--quick', action='store_true')
-    args = ap.parse_args(argv)
-    res = run(args.quick); res['machine'] = common.machine_info()
-    print(summary(res))
-    print('wrote', common.write_json('peers', res))
-    return 0
+    return common.script_main('peers', run, summary, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -228,3 +228,15 @@ def ngvi_logreg(model: LogReg, iters: int = 100, rho: float = 1.0, tol_gap: floa
         r = min(rho, 2 * r)
         if callback and callback(it, passes, m, L, f): break
     return m, L, f
+
+
+def script_main(name: str, run, summary, doc: str, argv=None) -> int:
+    "Command-line entry of one benchmark module: `python bench/bench_NAME.py [--quick]`."
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument('--quick', action='store_true')
+    args = ap.parse_args(argv)
+    res = run(args.quick); res['machine'] = machine_info()
+    print(summary(res))
+    print('wrote', write_json(name, res))
+    return 0
