@@ -8,7 +8,7 @@ import numpy as np
 import scipy.linalg as sla
 
 # %% auto #0
-__all__ = ['check_array', 'check_spd', 'check_step_size', 'check_rng']
+__all__ = ['check_array', 'check_spd', 'check_step_size', 'check_rng', 'check_int']
 
 # %% ../nbs/00_checks.ipynb #895b3b5f
 def check_array(x,                  # the value to check
@@ -19,6 +19,10 @@ def check_array(x,                  # the value to check
                 dtype=float,        # dtype to convert to
                ) -> np.ndarray:
     "Convert `x` to an array and check its dimensions, shape and finiteness, naming `name` on failure."
+    if np.ma.isMaskedArray(x):
+        raise ValueError(f"`{name}` is a masked array: fill the masked entries or drop those rows first (masks are not data)")
+    if np.iscomplexobj(x) and np.dtype(dtype).kind != 'c':
+        raise ValueError(f"`{name}` has complex values (dtype {np.asarray(x).dtype}); a real array is required")
     try: a = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise ValueError(f"`{name}` must be numeric array-like; got {type(x).__name__} ({e})") from None
@@ -69,3 +73,13 @@ def check_rng(rng, name: str='rng') -> np.random.Generator:
         raise TypeError(f"`{name}` must be a numpy.random.Generator, e.g. np.random.default_rng(0); "
                         f"got {type(rng).__name__}")
     return rng
+
+def check_int(x,                # the value to check
+              name: str,        # the argument's name
+              low: int=0,       # smallest allowed value
+             ) -> int:
+    "Check that `x` is an integer (a Python or numpy int, or an integral float) >= `low`; bools, inf and None are refused."
+    ok = not isinstance(x, (bool, np.bool_)) and isinstance(x, (int, np.integer, float, np.floating))
+    if not ok or not np.isfinite(x) or int(x) != x or x < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}; got {x!r}")
+    return int(x)

@@ -12,7 +12,7 @@ from .models import LinearRegression
 from .updates import ngvi_gaussian_step
 from .datasets import load_diabetes, load_breast_cancer, load_csv
 from .models import LogisticRegression, ProbitRegression
-from .baseline import compare_ngvi_adam, format_comparison
+from .compare import compare_ngvi_adam, format_comparison
 from .minibatch import limit_blas_threads
 
 # %% auto #0

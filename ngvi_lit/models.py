@@ -4,6 +4,7 @@
 
 # %% ../nbs/07_models.ipynb #85d697d4
 from __future__ import annotations
+import copy
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
@@ -110,56 +111,111 @@ class Model:
         return self.expectations(q).elbo
 
 # %% ../nbs/07_models.ipynb #d82c5281
+def _is_source(X): return hasattr(X, 'batches') and hasattr(X, 'n') and hasattr(X, 'dim')
+
 class GLM(Model):
     "A generalised linear model $\\log p(y\\mid z) = \\sum_n f(y_n, x_n^\\top z)$ with a 1-D likelihood `lik`."
+    data_scale = 1.0   # weight of the data term: N/|B| on a mini-batch view, 1 on the full data
+    is_batch = False   # True on a mini-batch view made by `on_batch`
+    source = None      # a data source (`minibatch.ArraySource`, ...) when the rows are streamed, not held
+
     def __init__(self,
-                 X,             # design matrix, shape (N, D); raw features are fine
-                 y,             # targets, shape (N,)
+                 X,             # design matrix (N, D) (raw features are fine), or a data source streaming (X, y) rows
+                 y,             # targets, shape (N,) (None when `X` is a data source)
                  prior,         # MvNormal, a prior sd (N(0, sd^2 I)) or a (mean, cov) pair
                  lik: Lik1D,    # the 1-D likelihood (`quadrature.glm_likelihood(name)`)
                  fisher=None,   # eta -> GGN weight w(eta) >= 0 (None: from `lik.name`)
                 ):
-        self.X = check_array(X, 'X', ndim=2)
-        self.y = check_array(y, 'y', shape=(self.X.shape[0],))
-        self.prior = _prior_arg(prior, self.X.shape[1])
+        if _is_source(X):
+            if y is not None: raise ValueError("`y` must be None when `X` is a data source (the source holds the targets)")
+            if X.n < 1: raise ValueError("`X`: the data source has no rows")
+            self.source, self.X, self.y, D = X, None, None, X.dim
+        else:
+            self.X = check_array(X, 'X', ndim=2)
+            if self.X.shape[0] < 1: raise ValueError(f"`X` has no rows (shape {self.X.shape}): a model needs at least one observation")
+            self.y = self._check_y(check_array(y, 'y', shape=(self.X.shape[0],)))
+            D = self.X.shape[1]
+        if D < 1: raise ValueError(f"`X` has no columns (D = 0): there is nothing to infer")
+        self.prior = _prior_arg(prior, D)
         self.lik = lik
         self._fisher = fisher if fisher is not None else (lambda eta: fisher_weight(lik.name, eta))
 
+    n_rows = property(lambda self: self.source.n if self.source is not None else self.X.shape[0],
+                      doc="N: rows of the full data (the batch is a sample of these on a mini-batch view)")
+
+    def _check_y(self, y):
+        "Validate targets (subclasses restrict them); returns `y`."
+        return y
+
+    def rows(self) -> tuple:
+        "In-memory rows `(X, y)` (a source model has none: use `fit(..., batch_size=...)` or exact passes)."
+        if self.source is not None: raise ValueError("this model streams its rows from a data source")
+        return self.X, self.y
+
+    def on_batch(self, Xb, yb, n_total: int) -> GLM:
+        "A view of this model on the rows `(Xb, yb)` with the data term scaled by $N/|B|$ (unbiased for the full data)."
+        m = copy.copy(self)
+        m.X, m.source = Xb, None
+        m.y = self._check_y(yb)
+        m.data_scale, m.is_batch = n_total / len(yb), True
+        return m
+
     def eta_moments(self, q: MvNormal) -> tuple:
         "Means and standard deviations of the linear predictors under q, each shape (N,)."
-        A = sla.solve_triangular(q.chol_prec, self.X.T, lower=True)
-        return self.X @ q.mean, np.sqrt((A * A).sum(0))
+        X, _ = self.rows()
+        A = sla.solve_triangular(q.chol_prec, X.T, lower=True, check_finite=False)
+        return X @ q.mean, np.sqrt((A * A).sum(0))
 
     def log_lik(self, z) -> np.ndarray:
-        "$\\log p(y\\mid z)$ for `z` of shape (D,) or (K, D)."
-        return self.lik.loglik(self.y, np.asarray(z) @ self.X.T)[0].sum(-1)
+        "$\\log p(y\\mid z)$ (times `data_scale`) for `z` of shape (D,) or (K, D)."
+        X, y = self.rows()
+        return self.data_scale * self.lik.loglik(y, np.asarray(z) @ X.T)[0].sum(-1)
 
     def grad_log_lik(self, z) -> np.ndarray:
-        "$X^\\top f'(Xz)$, shape (D,) or (K, D)."
-        return self.lik.loglik(self.y, np.asarray(z) @ self.X.T)[1] @ self.X
+        "$X^\\top f'(Xz)$ (times `data_scale`), shape (D,) or (K, D)."
+        X, y = self.rows()
+        return self.data_scale * (self.lik.loglik(y, np.asarray(z) @ X.T)[1] @ X)
 
     def hess_log_lik(self, z) -> np.ndarray:
-        "$X^\\top \\mathrm{diag}(f''(Xz)) X$, shape (D, D) or (K, D, D)."
-        f2 = self.lik.loglik(self.y, np.asarray(z) @ self.X.T)[2]
-        return np.einsum('...n,nd,ne->...de', f2, self.X, self.X)
+        "$X^\\top \\mathrm{diag}(f''(Xz)) X$ (times `data_scale`), shape (D, D) or (K, D, D)."
+        X, y = self.rows()
+        f2 = self.lik.loglik(y, np.asarray(z) @ X.T)[2]
+        return self.data_scale * np.einsum('...n,nd,ne->...de', f2, X, X)
 
     def _lik_terms(self, z, curvature):
-        f, f1, f2 = self.lik.loglik(self.y, z @ self.X.T)              # each (K, N)
-        w = -self._fisher(z @ self.X.T) if curvature == 'ggn' else f2
-        H = None if curvature == 'stein' else (self.X * w.mean(0)[:, None]).T @ self.X
-        return f.sum(1), f1 @ self.X, H
+        X, y = self.rows()
+        f, f1, f2 = self.lik.loglik(y, z @ X.T)              # each (K, N)
+        w = -self._fisher(z @ X.T) if curvature == 'ggn' else f2
+        H = None if curvature == 'stein' else self.data_scale * ((X * w.mean(0)[:, None]).T @ X)
+        return self.data_scale * f.sum(1), self.data_scale * (f1 @ X), H
 
     def _expect_1d(self, mu, sd):
         return self.lik.expect(self.y, mu, sd)
 
-    def _exact(self, q, curvature, gp, Hp):
-        mu, sd = self.eta_moments(q)
+    def _exact_rows(self, q, curvature):
+        "Per-row E f (N,), and the data parts of the gradient and curvature, on this model's rows."
+        X = self.X
+        A = sla.solve_triangular(q.chol_prec, X.T, lower=True, check_finite=False)
+        mu, sd = X @ q.mean, np.sqrt((A * A).sum(0))
         with np.errstate(over='ignore', invalid='ignore'):
             ef, e1, e2 = self._expect_1d(mu, sd)
             if curvature == 'ggn': e2 = -gauss_expect(self._fisher, mu, sd, rowwise=False)
-        g = gp - self.X.T @ e1
-        H = Hp - (self.X * e2[:, None]).T @ self.X
-        return Expectations(g, H, float(ef.sum() - self.kl_prior(q)), 0.)
+        return ef, X.T @ e1, (X * e2[:, None]).T @ X
+
+    def _exact(self, q, curvature, gp, Hp):
+        kl = self.kl_prior(q)
+        if self.source is not None:          # full data streamed in chunks: sums of per-row terms
+            s_ef, s_g, s_H = 0., 0., 0.
+            for Xc, yc in self.source.batches(65536):
+                ef, g1, H1 = self.on_batch(Xc, yc, len(yc))._exact_rows(q, curvature)
+                s_ef, s_g, s_H = s_ef + ef.sum(), s_g + g1, s_H + H1
+            return Expectations(gp - s_g, Hp - s_H, float(s_ef - kl), 0.)
+        ef, g1, H1 = self._exact_rows(q, curvature)
+        s = self.data_scale
+        if not self.is_batch: return Expectations(gp - g1, Hp - H1, float(ef.sum() - kl), 0.)
+        n = len(ef); units = s * n * ef - kl                 # per-row unbiased estimates of the full ELBO
+        se = float(units.std(ddof=1) / np.sqrt(n)) if n > 1 else float('nan')
+        return Expectations(gp - s * g1, Hp - s * H1, float(units.mean()), se, units)
 
 # %% ../nbs/07_models.ipynb #29f57f79
 class LinearRegression(GLM):
@@ -200,19 +256,25 @@ def _check_binary(y, name='y'):
 class LogisticRegression(GLM):
     "Bayesian logistic regression, $p(y=1\\mid z) = \\sigma(x^\\top z)$."
     def __init__(self, X, y, prior):
-        super().__init__(X, _check_binary(y), prior, glm_likelihood('logistic'))
+        super().__init__(X, y, prior, glm_likelihood('logistic'))
+    _check_y = staticmethod(_check_binary)
 
 class ProbitRegression(GLM):
     "Bayesian probit regression, $p(y=1\\mid z) = \\Phi(x^\\top z)$."
     def __init__(self, X, y, prior):
-        super().__init__(X, _check_binary(y), prior, glm_likelihood('probit'))
+        super().__init__(X, y, prior, glm_likelihood('probit'))
+    _check_y = staticmethod(_check_binary)
+
+def _check_counts(y, name='y'):
+    y = check_array(y, name, ndim=1)
+    if np.any(y < 0) or np.any(y != np.round(y)): raise ValueError(f"`{name}` must contain non-negative integer counts")
+    return y
 
 class PoissonRegression(GLM):
     "Bayesian Poisson regression with log link, $y \\sim \\mathrm{Poisson}(e^{x^\\top z})$."
     def __init__(self, X, y, prior):
-        y = check_array(y, 'y', ndim=1)
-        if np.any(y < 0) or np.any(y != np.round(y)): raise ValueError("`y` must contain non-negative integer counts")
         super().__init__(X, y, prior, glm_likelihood('poisson'))
+    _check_y = staticmethod(_check_counts)
 
 # %% ../nbs/07_models.ipynb #9ac69a40
 def loglik_student(y, eta, nu: float=4., scale: float=1.):

@@ -4,7 +4,8 @@ import pytest
 from ngvi_lit.families import MvNormal
 from ngvi_lit.models import LinearRegression, LogisticRegression
 from ngvi_lit.fit import fit, FitResult
-from ngvi_lit.baseline import AdamVI, tune_adam, compare_ngvi_adam, format_comparison
+from ngvi_lit.baseline import AdamVI
+from ngvi_lit.compare import tune_adam, compare_ngvi_adam, format_comparison
 
 def _lin():
     rng = np.random.default_rng(0)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from ngvi_lit.families import MvNormal
 from ngvi_lit.models import LinearRegression, StudentTRegression, LogisticRegression
-from ngvi_lit.updates import (ngvi_gaussian_step, iblr_step, ngvi_diag_step, safe_step, backtracking_step,
-                              constant, robbins_monro, warmup, as_schedule, cvi_step)
+from ngvi_lit.updates import ngvi_gaussian_step, iblr_step, ngvi_diag_step, safe_step, backtracking_step, cvi_step
+from ngvi_lit.schedules import constant, robbins_monro, warmup, as_schedule, growing_batch, PolyakAverage
 
 @pytest.mark.parametrize('seed', range(5))
 def test_conjugate_one_step_exact(seed):
@@ -79,6 +79,9 @@ def test_schedules():
     w = warmup(constant(1.), 10, .1)
     assert w(0) == .1 and w(10) == 1. and w(100) == 1.
     with pytest.raises(ValueError, match=r'rho\(0\)'): as_schedule(lambda t: 2.)(0)
+    assert [growing_batch(4, 2., 3)(t) for t in (0, 3, 7)] == [4, 8, 16]
+    with pytest.raises(ValueError, match='growth'): growing_batch(4, .5)
+    with pytest.raises(ValueError, match='average_from'): PolyakAverage(-1)
 
 def test_cvi_gamma_poisson_exact_in_one_step():
     y = np.array([3, 1, 4, 1, 5, 9, 2, 6])
