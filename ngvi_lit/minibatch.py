@@ -4,8 +4,6 @@
 
 # %% ../nbs/12_minibatch.ipynb #3d342073
 from __future__ import annotations
-import mmap
-from pathlib import Path
 from typing import Callable, NamedTuple
 import numpy as np
 import scipy.linalg as sla
@@ -13,140 +11,12 @@ from .checks import check_array, check_step_size, check_rng
 from .families import MvNormal
 from .quadrature import glm_likelihood
 from .updates import ngvi_gaussian_step
+from .sources import ArraySource, MemmapSource, ChunkSource, batch_stream, limit_blas_threads
+from .sources import _check_batch_size, _check_pos_int, _few
 
 # %% auto #0
-__all__ = ['limit_blas_threads', 'ArraySource', 'MemmapSource', 'ChunkSource', 'glm_batch_grad_hess', 'glm_example_terms',
-           'glm_elbo', 'constant', 'robbins_monro', 'warmup', 'growing_batch', 'MinibatchResult', 'minibatch_ngvi',
-           'predicted_stationary_bias']
-
-# %% ../nbs/12_minibatch.ipynb #ecdaabb8
-def limit_blas_threads(n: int=1) -> int:
-    "Set the thread count of the OpenBLAS libraries numpy and scipy loaded; returns how many were set."
-    import ctypes, re
-    try: maps = open('/proc/self/maps').read()
-    except OSError: return 0
-    done = 0
-    for path in sorted(set(re.findall(r'(/\S*openblas\S*\.so\S*)', maps))):
-        lib = ctypes.CDLL(path)
-        for sym in ('scipy_openblas_set_num_threads64_', 'scipy_openblas_set_num_threads', 'openblas_set_num_threads64_', 'openblas_set_num_threads'):
-            if hasattr(lib, sym): getattr(lib, sym)(int(n)); done += 1; break
-    return done
-
-# %% ../nbs/12_minibatch.ipynb #e776eec8
-class ArraySource:
-    "Mini-batches streamed from in-memory arrays `X`, `y` (nothing is copied but the batch itself)."
-    def __init__(self,
-                 X,  # features, shape (N, D); kept by reference (an `np.memmap` works too)
-                 y,  # targets, shape (N,)
-                ):
-        self.X, self.y = _check_xy(X, y)
-
-    n = property(lambda self: self.X.shape[0], doc="number of rows N")
-    dim = property(lambda self: self.X.shape[1], doc="number of columns D")
-
-    def take(self, idx) -> tuple:
-        "Gather the rows `idx` (a copy of |B| rows)."
-        idx = np.sort(np.asarray(idx))
-        return np.asarray(self.X[idx], dtype=float), np.asarray(self.y[idx], dtype=float)
-
-    def batches(self,
-                batch_size: int,                 # rows per batch |B|
-                rng: np.random.Generator|None=None,  # shuffles the rows when given
-                drop_last: bool=False,           # skip a final short batch
-               ):
-        "One epoch of `(X_B, y_B)` batches, rows in a fresh random permutation when `rng` is given."
-        b = _check_batch_size(batch_size, self.n)
-        order = np.arange(self.n) if rng is None else check_rng(rng).permutation(self.n)
-        for a in range(0, self.n, b):
-            if drop_last and a + b > self.n: break
-            yield self.take(order[a:a + b])
-
-def _check_xy(X, y):
-    if not hasattr(X, 'shape') or len(X.shape) != 2: raise ValueError(f"`X` must be a 2-D array; got {type(X).__name__} with shape {getattr(X, 'shape', None)}")
-    y = np.asarray(y) if not hasattr(y, 'shape') else y
-    if y.shape != (X.shape[0],): raise ValueError(f"`y` must have shape ({X.shape[0]},); got {y.shape}")
-    if X.shape[0] < 1: raise ValueError("`X` must have at least one row")
-    return X, y
-
-def _check_batch_size(b, n):
-    if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or b < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {b!r}")
-    return int(min(b, n))
-
-# %% ../nbs/12_minibatch.ipynb #84e1ba5f
-def _release(X, a, b):
-    "Tell the kernel that rows a:b of a memory-mapped array are no longer needed (drops them from RSS)."
-    mm = getattr(X, '_mmap', None)
-    if mm is None or not hasattr(mm, 'madvise') or not hasattr(mmap, 'MADV_DONTNEED'): return
-    row = X.strides[0]
-    base = X.offset % mmap.ALLOCATIONGRANULARITY
-    start = base + a * row; start -= start % mmap.PAGESIZE
-    stop = min(base + b * row, len(mm))
-    if stop > start:
-        try: mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
-        except (OSError, ValueError): pass
-
-def _chunked_batches(chunks, b, rng, drop_last):
-    "Cut a stream of `(X_c, y_c)` chunks into batches of `b` rows, shuffling within each chunk."
-    bufX, bufy = [], []; have = 0
-    for Xc, yc in chunks:
-        if rng is not None:
-            p = rng.permutation(len(yc)); Xc, yc = Xc[p], yc[p]
-        bufX.append(Xc); bufy.append(yc); have += len(yc)
-        if have < b: continue
-        Xa, ya = np.concatenate(bufX), np.concatenate(bufy)
-        k = (len(ya) // b) * b
-        for a in range(0, k, b): yield Xa[a:a + b], ya[a:a + b]
-        bufX, bufy, have = [Xa[k:]], [ya[k:]], len(ya) - k
-    if have and not drop_last: yield np.concatenate(bufX), np.concatenate(bufy)
-
-class MemmapSource(ArraySource):
-    "Mini-batches from `.npy` files opened memory-mapped: read one chunk at a time, never the whole file."
-    def __init__(self,
-                 path_X,                # `.npy` file of features, shape (N, D)
-                 path_y,                # `.npy` file of targets, shape (N,)
-                 chunk_rows: int=8192,  # rows read (and shuffled) together; memory O(chunk_rows * D)
-                ):
-        for p, nm in ((path_X, 'path_X'), (path_y, 'path_y')):
-            if not Path(p).is_file(): raise ValueError(f"`{nm}`: no such file: {p}")
-        self.X, self.y = _check_xy(np.load(path_X, mmap_mode='r'), np.load(path_y, mmap_mode='r'))
-        self.chunk_rows = _check_batch_size(chunk_rows, self.n)
-
-    def _chunks(self, rng):
-        c = self.chunk_rows
-        starts = np.arange(0, self.n, c)
-        if rng is not None: starts = rng.permutation(starts)
-        for a in starts:
-            b = min(a + c, self.n)
-            Xc, yc = np.array(self.X[a:b], dtype=float), np.array(self.y[a:b], dtype=float)
-            _release(self.X, a, b)
-            yield Xc, yc
-
-    def batches(self, batch_size: int, rng: np.random.Generator|None=None, drop_last: bool=False):
-        "One epoch: chunks in random order, rows shuffled within each chunk (sequential reads of the file)."
-        b = _check_batch_size(batch_size, self.n)
-        rng = None if rng is None else check_rng(rng)
-        yield from _chunked_batches(self._chunks(rng), b, rng, drop_last)
-
-class ChunkSource:
-    "Mini-batches from any re-iterable stream of `(X_chunk, y_chunk)` pieces (files read piecewise, generators, ...)."
-    def __init__(self,
-                 chunks: Callable,  # `chunks()` returns a fresh iterator over `(X_c, y_c)` for one pass
-                 n: int,            # total number of rows (needed for the N/|B| scaling)
-                 dim: int,          # number of columns D
-                ):
-        if not callable(chunks): raise TypeError(f"`chunks` must be a callable returning an iterator; got {type(chunks).__name__}")
-        self.chunks, self.n, self.dim = chunks, _check_batch_size(n, np.inf), _check_batch_size(dim, np.inf)
-
-    def batches(self, batch_size: int, rng: np.random.Generator|None=None, drop_last: bool=False):
-        "One pass: rows shuffled within each chunk (the chunk order is the stream's)."
-        b = _check_batch_size(batch_size, self.n)
-        rng = None if rng is None else check_rng(rng)
-        seen = 0
-        for Xb, yb in _chunked_batches(self.chunks(), b, rng, drop_last):
-            if Xb.shape[1:] != (self.dim,): raise ValueError(f"a chunk has {Xb.shape[1:]} columns; `dim` says {self.dim}")
-            seen += len(yb); yield np.asarray(Xb, float), np.asarray(yb, float)
-        if not drop_last and seen != self.n: raise ValueError(f"the chunks held {seen} rows; `n` says {self.n}")
+__all__ = ['glm_batch_grad_hess', 'glm_example_terms', 'glm_elbo', 'constant', 'robbins_monro', 'warmup', 'growing_batch',
+           'MinibatchResult', 'minibatch_ngvi', 'predicted_stationary_bias']
 
 # %% ../nbs/12_minibatch.ipynb #5e4b00bc
 def _lik(likelihood):
@@ -218,16 +88,25 @@ def growing_batch(b0: int,               # first batch size
     return lambda t: int(min(b_max, round(b0 * growth ** (t // every))))
 
 # %% ../nbs/12_minibatch.ipynb #3ad97ed8
-def _stream(source, batch_size, rng, sampling):
-    "An endless stream of batches: `iid` (a fresh random subset every step) or `epochs` (shuffled passes)."
-    t = 0
-    if sampling == 'iid':
-        while True:
-            b = min(batch_size(t), source.n)
-            yield source.take(rng.choice(source.n, b, replace=False)); t += 1
-    while True:
-        for batch in source.batches(batch_size(t), rng):
-            yield batch; t += 1
+def _check_rho(r, t: int) -> float:
+    "The step size a schedule returned at step `t`, checked to lie in (0, 1]."
+    try: v = float(r)
+    except (TypeError, ValueError): v = np.nan
+    if not (np.isfinite(v) and 0 < v <= 1):
+        raise ValueError(f"`rho` schedule returned {r!r} at step t={t}; step sizes must lie in (0, 1]")
+    return v
+
+def _check_batch_terms(t, g, H, q, Xb, yb, lik):
+    "Stop with a ValueError when a batch's gradient or curvature is not finite, naming the rows that made it so."
+    if np.all(np.isfinite(g)) and np.all(np.isfinite(H)): return
+    V = sla.solve_triangular(q.chol_prec, Xb.T, lower=True, check_finite=False)
+    with np.errstate(all='ignore'): _, e1, e2 = lik.expect(yb, Xb @ q.mean, np.sqrt((V * V).sum(0)))
+    bad = np.flatnonzero(~(np.isfinite(e1) & np.isfinite(e2)))
+    where = (f"rows {_few(bad)} of the batch (counted in the batch; their y = {np.round(yb[bad][:5], 4).tolist()})"
+             if len(bad) else "no single row: the batch sum overflowed")
+    raise ValueError(f"non-finite gradient or curvature at step t={t} on a batch of {len(yb)} rows: {where}; "
+                     f"the likelihood's expectations are not finite there (|m| = {np.linalg.norm(q.mean):.3g}); "
+                     "check the likelihood or lower `rho`")
 
 class MinibatchResult(NamedTuple):
     "What `minibatch_ngvi` returns."
@@ -251,36 +130,36 @@ def minibatch_ngvi(source,                      # an `ArraySource`, `MemmapSourc
                    beta: float|None=None,       # separate running averages of gradient and curvature at rate beta
                    independent_curvature: bool=False,  # estimate curvature on a second, independent batch
                    record: Callable|None=None,  # record(t, q, q_avg) -> value, stored in `history`
-                   record_every: int=1,         # record every this many steps
+                   record_every: int=1,         # record every this many steps (a positive integer)
                   ) -> MinibatchResult:
     "Mini-batch NGVI for a Gaussian q on a GLM: $S \\leftarrow (1-\\rho_t)S + \\rho_t\\hat H$, $m \\leftarrow m - \\rho_t S^{-1}\\hat g$, with remedies."
     rng = check_rng(rng)
-    if sampling not in ('epochs', 'iid'): raise ValueError(f"`sampling` must be 'epochs' or 'iid'; got {sampling!r}")
-    if sampling == 'iid' and not hasattr(source, 'take'): raise ValueError("`sampling`='iid' needs a source with random access (`take`)")
+    stream = batch_stream(source, batch_size, rng, sampling)      # checks `source`, `batch_size`, `sampling`
     if q0.dim != prior.dim or q0.dim != source.dim: raise ValueError(f"`q0`, `prior` and `source` dimensions differ: {q0.dim}, {prior.dim}, {source.dim}")
     sched = rho if callable(rho) else constant(rho)
-    bs = batch_size if callable(batch_size) else (lambda t, b=_check_batch_size(batch_size, source.n): b)
     if beta is not None: beta = check_step_size(beta, 'beta')
+    record_every = _check_pos_int(record_every, 'record_every')
     lik = _lik(likelihood)
-    stream = _stream(source, bs, rng, sampling)
-    cstream = _stream(source, bs, np.random.default_rng(rng.integers(2**63)), sampling) if independent_curvature else None
+    cstream = batch_stream(source, batch_size, np.random.default_rng(rng.integers(2**63)), sampling) if independent_curvature else None
     q, avg, navg, gbar, Hbar, m_prev = q0, None, 0, None, None, None
     n_rej, rows, hist = 0, 0, []
     for t in range(int(n_steps)):
         Xb, yb = next(stream); rows += len(yb)
         g, H = glm_batch_grad_hess(q, Xb, yb, source.n, prior, lik)
+        _check_batch_terms(t, g, H, q, Xb, yb, lik)
         if cstream is not None:
             Xc, yc = next(cstream); rows += len(yc)
             H = glm_batch_grad_hess(q, Xc, yc, source.n, prior, lik)[1]
+            _check_batch_terms(t, g, H, q, Xc, yc, lik)
         if beta is not None:
             if gbar is None: gbar, Hbar = g, H
             else:   # carry the old gradient average to the current mean with the averaged curvature, then mix
                 gbar = (1 - beta) * (gbar + Hbar @ (q.mean - m_prev)) + beta * g
                 Hbar = (1 - beta) * Hbar + beta * H
             g, H, m_prev = gbar, Hbar, q.mean
-        r = sched(t)
+        r = _check_rho(sched(t), t)
         try: q = ngvi_gaussian_step(q, g, H, r)
-        except ValueError: n_rej += 1
+        except ValueError: n_rej += 1       # inputs are checked above: only a step leaving the positive-definite cone lands here
         if average_from is not None and t >= average_from:
             e1, e2 = q.natural; navg += 1
             avg = (e1, e2) if avg is None else (avg[0] + (e1 - avg[0]) / navg, avg[1] + (e2 - avg[1]) / navg)
