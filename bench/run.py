@@ -14,7 +14,8 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402  (first: fixes the BLAS thread count before numpy loads)
 
 # name -> module; the order is the order of the run (cheap first)
-BENCHMARKS = {'solvers': 'bench_solvers', 'floor': 'bench_floor', 'streaming': 'bench_streaming', 'peers': 'bench_peers'}
+BENCHMARKS = {'solvers': 'bench_solvers', 'floor': 'bench_floor', 'streaming': 'bench_streaming', 'soak': 'bench_soak',
+              'peers': 'bench_peers'}
 
 
 def main(argv=None) -> int:
