@@ -102,7 +102,7 @@ def _check_batch_terms(t, g, H, q, Xb, yb, lik):
     V = sla.solve_triangular(q.chol_prec, Xb.T, lower=True, check_finite=False)
     with np.errstate(all='ignore'): _, e1, e2 = lik.expect(yb, Xb @ q.mean, np.sqrt((V * V).sum(0)))
     bad = np.flatnonzero(~(np.isfinite(e1) & np.isfinite(e2)))
-    where = (f"rows {_few(bad)} of the batch (counted in the batch; their y = {np.round(yb[bad][:5], 4).tolist()})"
+    where = (f"row(s) {_few(bad)} of the batch (positions within the batch; their y = {np.round(yb[bad][:5], 4).tolist()})"
              if len(bad) else "no single row: the batch sum overflowed")
     raise ValueError(f"non-finite gradient or curvature at step t={t} on a batch of {len(yb)} rows: {where}; "
                      f"the likelihood's expectations are not finite there (|m| = {np.linalg.norm(q.mean):.3g}); "

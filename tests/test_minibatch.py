@@ -145,3 +145,71 @@ def test_bad_sources():
     with pytest.raises(TypeError, match='rng'):
         X, y_lin, _, prior = _problem()
         minibatch_ngvi(ArraySource(X, y_lin), prior, 'gaussian', prior, 0, 3)
+
+
+# ---------------------------------------------------------------- issue 16: errors that name what is wrong
+
+def test_sources_still_importable_from_minibatch():
+    import ngvi_lit.minibatch as mb, ngvi_lit.sources as src
+    assert mb.ArraySource is src.ArraySource and mb.MemmapSource is src.MemmapSource and mb.ChunkSource is src.ChunkSource
+    assert mb.limit_blas_threads is src.limit_blas_threads
+
+
+@pytest.mark.parametrize('bad', [0, -1, 2.5, None])
+def test_record_every_is_named(bad):
+    X, y_lin, _, prior = _problem()
+    with pytest.raises(ValueError, match='`record_every`'):           # record_every=0 was a ZeroDivisionError
+        minibatch_ngvi(ArraySource(X, y_lin), prior, 'gaussian', prior, np.random.default_rng(0), 3,
+                       record=lambda t, q, qa: t, record_every=bad)
+
+
+@pytest.mark.parametrize('bad', [1.5, 0., -0.1, float('nan'), None])
+def test_rho_schedule_out_of_range_names_rho_and_step(bad):
+    X, y_lin, _, prior = _problem()
+    with pytest.raises(ValueError, match=r'`rho` schedule returned .* at step t=3; step sizes must lie in \(0, 1\]'):
+        minibatch_ngvi(ArraySource(X, y_lin), prior, 'gaussian', prior, np.random.default_rng(0), 10,
+                       rho=lambda t: bad if t == 3 else .1)
+
+
+@pytest.mark.parametrize('sampling', ['iid', 'epochs'])
+def test_batch_size_schedule_returning_zero_names_batch_size(sampling):
+    X, y_lin, _, prior = _problem()
+    with pytest.raises(ValueError, match=r'`batch_size` schedule returned 0 at step t='):   # iid was a ZeroDivisionError
+        minibatch_ngvi(ArraySource(X, y_lin), prior, 'gaussian', prior, np.random.default_rng(0), 50,
+                       batch_size=lambda t: 200 if t < 2 else 0, sampling=sampling)
+
+
+def _broken_gaussian(bad_y=99.):
+    "The Gaussian likelihood with a nan expected gradient wherever y == bad_y."
+    from ngvi_lit.quadrature import Lik1D, glm_likelihood
+    g = glm_likelihood('gaussian')
+    def expect(y, m, s):
+        e0, e1, e2 = g.expect(y, m, s)
+        return e0, np.where(y == bad_y, np.nan, e1), e2
+    return Lik1D('broken', g.loglik, expect)
+
+
+def test_non_finite_gradient_stops_with_the_batch_rows():
+    X, y_lin, _, prior = _problem()
+    y = y_lin.copy(); y[5] = 99.
+    with pytest.raises(ValueError, match=r'non-finite gradient or curvature at step t=0 on a batch of 400 rows: row\(s\) 5 of the batch .*y = \[99\.0\]'):
+        minibatch_ngvi(ArraySource(X, y), prior, _broken_gaussian(), prior, np.random.default_rng(0), 5, batch_size=400, rho=.5)
+
+
+def test_non_finite_gradient_is_never_a_silent_q0():
+    X, y_lin, _, prior = _problem()
+    y = y_lin.copy(); y[[7, 8]] = 99.
+    with pytest.raises(ValueError, match=r'non-finite gradient .*step t=\d+'):
+        minibatch_ngvi(ArraySource(X, y), prior, _broken_gaussian(), prior, np.random.default_rng(0), 200, batch_size=16,
+                       sampling='iid', rho=.1)
+
+
+def test_nan_row_in_data_is_named_before_any_step(tmp_path):
+    X, y_lin, _, prior = _problem()
+    X = X.copy(); X[123, 2] = np.nan
+    with pytest.raises(ValueError, match=r'`X`: row\(s\) 123 \(row 123: column\(s\) 2\)'):
+        minibatch_ngvi(ArraySource(X, y_lin), prior, 'gaussian', prior, np.random.default_rng(0), 5)
+    np.save(tmp_path / 'X.npy', X); np.save(tmp_path / 'y.npy', y_lin)
+    with pytest.raises(ValueError, match=r'`path_X` \(.*X\.npy\): row\(s\) 123'):
+        minibatch_ngvi(MemmapSource(tmp_path / 'X.npy', tmp_path / 'y.npy', chunk_rows=50), prior, 'gaussian', prior,
+                       np.random.default_rng(0), 100, batch_size=10)
