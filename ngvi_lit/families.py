@@ -57,6 +57,15 @@ def _trsolve(L, B, trans=False):
     if info != 0: raise np.linalg.LinAlgError(f"singular triangular factor (trtrs info={info})")
     return x
 
+_TINY_SHAPE = 1 / np.finfo(float).max   # ~5.6e-309: below it digamma(a) ~ -1/a overflows
+
+def _check_shape_param(a, name:str):
+    "Positive shape/concentration parameters whose digamma is finite; a `ValueError` naming `name` otherwise."
+    if not np.all(a > 0): raise ValueError(f"`{name}` must be positive")
+    if not np.all(a >= _TINY_SHAPE):
+        raise ValueError(f"`{name}` must be at least {_TINY_SHAPE:.2g} (digamma({name}) ~ -1/{name} overflows "
+                         f"below it); smallest is {np.min(a):.3g}")
+
 def _tri_dim(n:int, name:str) -> int:
     "D with D(D+1)/2 == n."
     D = int(round((np.sqrt(8 * n + 1) - 1) / 2))
@@ -68,6 +77,17 @@ class ExpFamily:
     "Base class for $q(x) = h(x)\\exp(\\lambda^\\top T(x) - A(\\lambda))$ with a flat minimal natural parameter per batch member."
     nat_names: tuple = ()        # names of the natural parameters, in the order of `from_natural`
     event_ndim: int = 0          # number of trailing axes of one draw x
+    nat_len: int|None = None     # P when it is fixed by the family (None: it depends on a dimension)
+    min_nat_len: int = 1         # smallest P the family allows
+
+    @classmethod
+    def _check_len(cls, v, name:str):
+        "Raise a `ValueError` naming `name` unless the last axis of `v` has a length this family accepts."
+        n = v.shape[-1]
+        if cls.nat_len is not None and n != cls.nat_len:
+            raise ValueError(f"`{name}` must have last axis {cls.nat_len} for a {cls.__name__}; got shape {v.shape}")
+        if n < cls.min_nat_len:
+            raise ValueError(f"`{name}` must have last axis at least {cls.min_nat_len} for a {cls.__name__}; got shape {v.shape}")
 
     # ----- construction from flat vectors (generic code uses these)
     @classmethod
@@ -84,6 +104,8 @@ class ExpFamily:
     def in_domain(cls, nat_vec) -> np.ndarray:
         "Boolean mask (batch shape): do these natural parameters define a distribution?"
         v = np.asarray(nat_vec, float)
+        if v.ndim < 1: raise ValueError(f"`nat_vec` must have a last axis of natural parameters; got shape {v.shape}")
+        cls._check_len(v, 'nat_vec')
         ok = np.all(np.isfinite(v), axis=-1)
         for _, good, _ in cls._nat_domain(v): ok = ok & good
         return ok
@@ -93,6 +115,7 @@ class ExpFamily:
         "Validate a flat natural parameter; raise a `ValueError` naming the offending parameter."
         v = check_array(nat_vec, 'nat_vec')
         if v.ndim < 1: raise ValueError(f"`nat_vec` must have a last axis of natural parameters; got shape {v.shape}")
+        cls._check_len(v, 'nat_vec')
         for name, good, req in cls._nat_domain(v):
             good = np.asarray(good)
             if not np.all(good):
@@ -110,6 +133,7 @@ class ExpFamily:
         "Build from a flat mean parameter $\\mu = E[T(x)]$ of shape batch_shape + (P,)."
         mu = check_array(mean_vec, 'mean_vec')
         if mu.ndim < 1: raise ValueError(f"`mean_vec` must have a last axis; got shape {mu.shape}")
+        cls._check_len(mu, 'mean_vec')
         return cls._from_nat_vec(cls._nat_from_mean_vec(mu))
 
     # ----- what every family provides
@@ -201,6 +225,7 @@ def _newton_mean_to_nat(cls, mu, lam, max_iter=100, tol=1e-26):
 class MvNormal(ExpFamily):
     "Multivariate Gaussian $\\mathcal N(m, S^{-1})$ stored by mean and precision (immutable)."
     nat_names = ('eta1', 'eta2')
+    min_nat_len = 2
     event_ndim = 1
     def __init__(self,
                  mean,        # the mean m, shape (D,)
@@ -372,6 +397,7 @@ class MvNormal(ExpFamily):
 class DiagNormal(ExpFamily):
     "Gaussian with diagonal covariance $\\mathcal N(m, \\mathrm{diag}(v))$ (immutable)."
     nat_names = ('eta1', 'eta2')
+    min_nat_len = 2
     event_ndim = 1
     def __init__(self,
                  mean,  # the mean m, shape (D,)
@@ -436,6 +462,7 @@ class DiagNormal(ExpFamily):
 class Bernoulli(ExpFamily):
     "Independent Bernoulli variables with probabilities `probs` (any batch shape)."
     nat_names = ('logits',)
+    nat_len = 1
     def __init__(self,
                  probs,  # success probabilities in (0, 1), any shape
                 ):
@@ -475,6 +502,7 @@ class Bernoulli(ExpFamily):
 class Categorical(ExpFamily):
     "Categorical distributions over K classes with probabilities `probs` (batch of vectors)."
     nat_names = ('logits',)
+    min_nat_len = 1
     def __init__(self,
                  probs,  # class probabilities, shape (..., K), positive, rows summing to 1
                 ):
@@ -525,9 +553,26 @@ class Categorical(ExpFamily):
     def moments(self) -> dict: return dict(probs=self.probs)
 
 # %% ../nbs/01_families.ipynb #75480ce1
+_POISSON_ASYM = (-1/12, -1/24, -19/360, -9/80, -863/2520, -1375/1008, -33953/5040)   # c_1..c_7
+_POISSON_ASYM_MIN = 100.0   # rates from here on use the expansion (truncation error ~ 40 r^-8 < 1e-14)
+
+def _poisson_entropy_asym(r):
+    "$\\tfrac12\\log(2\\pi e r) + \\sum_{j=1}^7 c_j r^{-j}$, the large-rate expansion of the Poisson entropy."
+    r = np.asarray(r, float); t = 1 / r
+    return 0.5 * np.log(2 * np.pi * np.e * r) + t * np.polyval(_POISSON_ASYM[::-1], t)
+
+def _poisson_entropy_series(r):
+    "$-\\sum_k p_k\\log p_k$ up to $k = r + 12\\sqrt r + 30$ (tail below $10^{-30}$), normalised by $\\sum_k p_k$; O(max r) work."
+    r = np.asarray(r, float)
+    k = np.arange(int(np.ceil(r.max(initial=0.0) + 12 * np.sqrt(r.max(initial=0.0)) + 30)) + 1).reshape((-1,) + (1,) * r.ndim)
+    lp = k * np.log(r) - r - gammaln(k + 1.0)
+    p = np.exp(lp)
+    return -(p * lp).sum(0) / p.sum(0)
+
 class Poisson(ExpFamily):
     "Independent Poisson counts with rates `rate` (any batch shape)."
     nat_names = ('log_rate',)
+    nat_len = 1
     def __init__(self, rate):  # rates r > 0, any shape
         r = check_array(rate, 'rate')
         if not np.all(r > 0): raise ValueError("`rate` must be positive")
@@ -557,9 +602,11 @@ class Poisson(ExpFamily):
     def log_base_measure(self, x): return -gammaln(np.asarray(x, float) + 1)
     def _expected_log_base(self):
         r = self.rate
-        k = np.arange(int(np.ceil(r.max() + 12 * np.sqrt(r.max()) + 30)) + 1).reshape((-1,) + (1,) * r.ndim)
-        lf = gammaln(k + 1.0)
-        return -(np.exp(k * np.log(r) - r - lf) * lf).sum(0)
+        return r - r * np.log(r) - self.entropy()          # E[log h] = A - lambda mu - H
+    def entropy(self) -> np.ndarray:
+        "Entropy: the exact series for rates below 100, the asymptotic expansion in $1/r$ above; $O(1)$ work per rate."
+        r = self.rate; big = r >= _POISSON_ASYM_MIN
+        return _scalar(np.where(big, _poisson_entropy_asym(r), _poisson_entropy_series(np.where(big, 1.0, r))))
     def fisher(self): return self.rate[..., None, None]
     def sample(self, rng:np.random.Generator, n:int=1) -> np.ndarray:
         "Draw `n` counts, shape (n,) + batch_shape."
@@ -570,14 +617,17 @@ class Poisson(ExpFamily):
 class Gamma(ExpFamily):
     "Independent Gamma variables with shape $\\alpha$ and rate $\\beta$ (any batch shape)."
     nat_names = ('eta1', 'eta2')
+    nat_len = 2
     def __init__(self,
                  shape,  # alpha > 0
                  rate,   # beta > 0
                 ):
         a, b = np.broadcast_arrays(check_array(shape, 'shape'), check_array(rate, 'rate'))
-        if not np.all(a > 0): raise ValueError("`shape` must be positive")
+        _check_shape_param(a, 'shape')
         if not np.all(b > 0): raise ValueError("`rate` must be positive")
         self._v = _frozen(np.stack([a - 1, -b], -1))
+        self._a = _frozen(a)                       # exact: eta1 + 1 loses shapes below ~1e-16 to rounding
+    def _post_init(self): self._a = _frozen(self._v[..., 0] + 1)
     @classmethod
     def from_natural(cls, eta1, eta2) -> Gamma:
         "Build from $(\\eta_1, \\eta_2) = (\\alpha - 1, -\\beta)$."
@@ -598,7 +648,7 @@ class Gamma(ExpFamily):
         if not np.all(s > 0): raise ValueError("`mean_vec` must satisfy E[log x] < log E[x] (Jensen)")
         a0 = (3 - s + np.sqrt((s - 3)**2 + 24 * s)) / (12 * s)
         return _newton_mean_to_nat(cls, mu, np.stack([a0 - 1, -a0 / mu[..., 1]], -1))
-    shape = property(lambda self: self._v[..., 0] + 1, doc="alpha")
+    shape = property(lambda self: self._a, doc="alpha")
     rate = property(lambda self: -self._v[..., 1], doc="beta")
     natural = property(lambda self: (self._v[..., 0], self._v[..., 1]))
     mean_params = property(lambda self: tuple(np.moveaxis(self.mean_vec, -1, 0)))
@@ -636,14 +686,16 @@ def _check_dirichlet_mean(mu):
 class Beta(ExpFamily):
     "Independent Beta variables on (0, 1) with parameters a, b (any batch shape)."
     nat_names = ('eta1', 'eta2')
+    nat_len = 2
     def __init__(self,
                  a,  # first shape parameter > 0
                  b,  # second shape parameter > 0
                 ):
         a, b = np.broadcast_arrays(check_array(a, 'a'), check_array(b, 'b'))
-        if not np.all(a > 0): raise ValueError("`a` must be positive")
-        if not np.all(b > 0): raise ValueError("`b` must be positive")
+        _check_shape_param(a, 'a'); _check_shape_param(b, 'b')
         self._v = _frozen(np.stack([a - 1, b - 1], -1))
+        self._ab = _frozen(np.stack([a, b], -1))    # exact: eta + 1 loses values below ~1e-16 to rounding
+    def _post_init(self): self._ab = _frozen(self._v + 1)
     @classmethod
     def from_natural(cls, eta1, eta2) -> Beta:
         "Build from $(a-1, b-1)$."
@@ -661,8 +713,8 @@ class Beta(ExpFamily):
         if mu.shape[-1] != 2: raise ValueError(f"`mean_vec` must have last axis 2; got {mu.shape}")
         _check_dirichlet_mean(mu)
         return _newton_mean_to_nat(cls, mu, _dirichlet_init(mu))
-    a = property(lambda self: self._v[..., 0] + 1, doc="a")
-    b = property(lambda self: self._v[..., 1] + 1, doc="b")
+    a = property(lambda self: self._ab[..., 0], doc="a")
+    b = property(lambda self: self._ab[..., 1], doc="b")
     natural = property(lambda self: (self._v[..., 0], self._v[..., 1]))
     mean_params = property(lambda self: tuple(np.moveaxis(self.mean_vec, -1, 0)))
     @property
@@ -689,12 +741,15 @@ class Beta(ExpFamily):
 class Dirichlet(ExpFamily):
     "Dirichlet distributions on the (K-1)-simplex with concentrations $\\alpha$ (batch of vectors)."
     nat_names = ('eta',)
+    min_nat_len = 2
     event_ndim = 1
     def __init__(self, alpha):  # concentrations > 0, shape (..., K), K >= 2
         a = check_array(alpha, 'alpha')
         if a.ndim < 1 or a.shape[-1] < 2: raise ValueError(f"`alpha` must have a last axis K >= 2; got shape {a.shape}")
-        if not np.all(a > 0): raise ValueError("`alpha` must be positive")
+        _check_shape_param(a, 'alpha')
         self._v = _frozen(a - 1)
+        self._alpha = _frozen(a)                   # exact: eta + 1 loses concentrations below ~1e-16
+    def _post_init(self): self._alpha = _frozen(self._v + 1)
     @classmethod
     def from_natural(cls, eta) -> Dirichlet:
         "Build from $\\eta = \\alpha - 1$."
@@ -709,7 +764,7 @@ class Dirichlet(ExpFamily):
     def _nat_from_mean_vec(cls, mu):
         _check_dirichlet_mean(mu)
         return _newton_mean_to_nat(cls, mu, _dirichlet_init(mu))
-    alpha = property(lambda self: self._v + 1, doc="concentrations")
+    alpha = property(lambda self: self._alpha, doc="concentrations")
     natural = property(lambda self: (self._v,))
     mean_params = property(lambda self: (self.mean_vec,))
     @property
@@ -744,6 +799,7 @@ class Dirichlet(ExpFamily):
 class Wishart(ExpFamily):
     "Wishart distribution over D x D SPD matrices with `df` n > D - 1 and `scale` V (one distribution)."
     nat_names = ('eta1', 'eta2')
+    min_nat_len = 2
     event_ndim = 2
     def __init__(self,
                  df,     # degrees of freedom n > D - 1

@@ -363,3 +363,71 @@ def test_wishart_mean_and_fisher_against_monte_carlo():
 def test_poisson_entropy_large_rate():
     q = Poisson([1e-3, 500.0])
     np.testing.assert_allclose(q.entropy(), st.poisson(q.rate).entropy(), rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ issue 16: large rates, tiny shapes, lengths
+def test_poisson_entropy_huge_rate_is_asymptotic_and_fast():
+    import time
+    t0 = time.perf_counter()
+    H = Poisson(1e8).entropy()
+    dt = time.perf_counter() - t0
+    # H = 1/2 log(2 pi e r) - 1/(12 r) + O(r^-2): at r = 1e8 the correction is ~1e-9
+    assert abs(H - 0.5 * np.log(2 * np.pi * np.e * 1e8)) < 1e-8 and dt < 0.5
+    H = Poisson([1e3, 1e12, 1e300]).entropy()
+    assert np.all(np.isfinite(H)) and np.allclose(H, 0.5 * np.log(2 * np.pi * np.e * np.array([1e3, 1e12, 1e300])), atol=1e-4)
+
+
+@pytest.mark.parametrize('r', [50.0, 99.0, 100.0, 101.0, 300.0, 1000.0])
+def test_poisson_entropy_series_and_expansion_agree(r):
+    "Direct -sum p log p in float64; tolerance from its rounding (~u r log^2 r) and the expansion's truncation (~40 r^-8)."
+    k = np.arange(int(r + 12 * np.sqrt(r) + 30) + 1)
+    lp = k * np.log(r) - r - gammaln(k + 1.0)
+    H_sum = -(np.exp(lp) * lp).sum() / np.exp(lp).sum()
+    tol = np.finfo(float).eps * r * np.log(r)**2 + 50.0 / r**8
+    assert abs(Poisson(r).entropy() - H_sum) <= tol
+    assert np.isfinite(Poisson(r)._expected_log_base())
+
+
+@pytest.mark.parametrize('make, closed', [
+    (lambda a: Gamma(a, 2.0), lambda a: a - np.log(2.0) + gammaln(a) + (1 - a) * digamma(a)),
+    (lambda a: Beta(a, 2.0), lambda a: (gammaln(a) + gammaln(2.0) - gammaln(a + 2.0)) - (a - 1) * digamma(a)
+                                       - digamma(2.0) + a * digamma(a + 2.0)),
+    (lambda a: Dirichlet([a, 2.0, 3.0]), lambda a: st.dirichlet([a, 2.0, 3.0]).entropy()),
+])
+@pytest.mark.parametrize('a', [1e-300, 1e-100, 1e-17, 1e-9, 1e-3, 0.7])  # the last two check the closed forms
+def test_tiny_shape_entropy_and_kl_are_finite_and_right(make, closed, a):
+    q = make(a)
+    H = q.entropy()
+    assert np.isfinite(H) and np.isclose(H, closed(a), rtol=1e-12)
+    p = make(1.0)
+    for kl in (q.kl(p), p.kl(q)):
+        assert np.all(np.isfinite(kl)) and np.all(kl > 0)
+    assert q.kl(q) == 0
+
+
+def test_tiny_gamma_kl_matches_closed_form():
+    def kl(a, b, c, d): return (a - c) * digamma(a) - gammaln(a) + gammaln(c) + c * np.log(b / d) + a * (d - b) / b
+    q, p = Gamma(1e-300, 2.0), Gamma(1.5, 0.5)
+    assert np.isclose(q.kl(p), kl(1e-300, 2.0, 1.5, 0.5), rtol=1e-13)
+    assert np.isclose(p.kl(q), kl(1.5, 0.5, 1e-300, 2.0), rtol=1e-13)
+
+
+@pytest.mark.parametrize('make, pname', [(lambda: Gamma(1e-310, 1.0), 'shape'), (lambda: Beta(1e-320, 1.0), 'a'),
+                                         (lambda: Beta(1.0, 5e-309), 'b'), (lambda: Dirichlet([1.0, 1e-310]), 'alpha')])
+def test_shape_below_digamma_range_raises_naming_it(make, pname):
+    with pytest.raises(ValueError, match=f'`{pname}`.*overflows'):
+        make()
+
+
+WRONG_LENGTH = [(Gamma, [0.5, -1.0, 3.0]), (Gamma, [0.5]), (Beta, [0.5, 0.5, 0.5]), (Beta, [0.1]),
+                (Bernoulli, [0.1, 0.2]), (Poisson, np.zeros((3, 2))), (Dirichlet, [0.5]), (Categorical, np.zeros(0)),
+                (DiagNormal, [1.0, -1.0, 2.0]), (DiagNormal, np.zeros(0)), (MvNormal, [1.0, -1.0, 3.0]),
+                (Wishart, [1.0]), (Wishart, [1.0, -1.0, 0.0])]
+
+
+@pytest.mark.parametrize('cls, bad', WRONG_LENGTH)
+@pytest.mark.parametrize('which', ['nat_vec', 'mean_vec'])
+def test_wrong_trailing_length_raises_naming_argument(cls, bad, which):
+    build = cls.from_nat_vec if which == 'nat_vec' else cls.from_mean_vec
+    with pytest.raises(ValueError, match=f'`{which}`.*(last axis|length|shape)'):
+        build(np.asarray(bad, float))
