@@ -213,6 +213,8 @@ def reduction_ratio(h_old:float,     # objective at theta
     return float(actual / pred)
 
 # %% ../nbs/03_solvers.ipynb #58e50db2
+_CG_CURV_EPS = 256 * np.finfo(float).eps   # Rayleigh quotients below this times the largest seen count as zero
+
 class CGResult(NamedTuple):
     "Outcome of `cg_solve`: the iterate and an honest account of how it was reached."
     x: np.ndarray          # the last (finite) iterate, shape (D,)
@@ -262,13 +264,16 @@ def cg_solve(fvp:Callable[[np.ndarray], np.ndarray],  # v -> F v, the Fisher-vec
     rz = r @ z
     if not (np.isfinite(rz) and rz > 0): return done(False, 0, f"preconditioner is not SPD (r'M^-1 r = {rz:.3e})")
     p = z.copy()
+    sigma = 0.0                                   # largest Rayleigh quotient p'Fp / p'p seen: a lower bound on ||F||
     for k in range(1, maxiter + 1):
         Fp = apply(fvp, p, 'fvp')
-        pFp = p @ Fp
+        pFp, pp = p @ Fp, p @ p
         if not np.isfinite(pFp): return done(False, k - 1, "non-finite Fisher-vector product; stopped at the last finite iterate")
-        if pFp <= 0:
-            return done(False, k - 1, f"negative curvature p'Fp = {pFp:.3e} <= 0: the operator is not "
-                                      "positive definite; add damping")
+        sigma = max(sigma, pFp / pp)
+        if pFp <= _CG_CURV_EPS * sigma * pp:      # zero to working precision, or negative
+            return done(False, k - 1, f"zero or negative curvature: p'Fp/p'p = {pFp / pp:.3e} <= "
+                                      f"{_CG_CURV_EPS:.1e} x {sigma:.3e} (largest seen); the operator is not "
+                                      "positive definite to working precision; add damping")
         alpha = rz / pFp
         x, r = x + alpha * p, r - alpha * Fp
         res.append(np.linalg.norm(r) / gnorm)

@@ -129,6 +129,36 @@ def test_cg_detects_indefinite_operator(rng, neg):
     assert np.all(np.isfinite(res.x))
 
 
+@pytest.mark.parametrize('noise', [-1e-15, 0.0, 1e-15])
+@pytest.mark.parametrize('scale', [1.0, 2.0**-300, 2.0**300])
+def test_cg_zero_curvature_is_relative_to_scale(rng, noise, scale):
+    "A singular PSD operator stops at zero curvature whatever the sign of the rounding noise and the scale of F."
+    lam = np.r_[np.linspace(1, 2, 9), 0.0]
+    Q = np.linalg.qr(rng.standard_normal((10, 10)))[0]
+    F, u = scale * (Q * lam) @ Q.T, Q[:, -1]
+    res = cg_solve(lambda v: F @ v + noise * scale * u * (u @ v), np.ones(10))
+    assert not res.converged and 'zero or negative curvature' in res.message, res.message
+    # each accepted step has ||alpha p|| <= ||r|| / (eps * sigma) with eps = 256 u and sigma >= 1 here,
+    # so ||x|| stays below ~ k ||g|| / eps (a sign test lets one step of size ||g|| / u ~ 1e16 through)
+    eps = 256 * np.finfo(float).eps
+    assert np.all(np.isfinite(res.x)) and np.linalg.norm(res.x) * scale < 10 * np.linalg.norm(np.ones(10)) / eps
+
+
+@pytest.mark.parametrize('lam_min', [1e-6, 1e-12])
+def test_cg_ill_conditioned_spd_is_not_flagged(rng, lam_min):
+    "cond up to 1e12 (below 1 / (256 eps)) is solved, not reported as zero curvature."
+    lam = np.r_[np.linspace(1, 2, 9), lam_min]
+    Q = np.linalg.qr(rng.standard_normal((10, 10)))[0]
+    F, g = (Q * lam) @ Q.T, np.ones(10)
+    res = cg_solve(lambda v: F @ v, g, tol=1e-8)
+    assert res.converged, res.message
+    # ||x - x*|| <= ||r_true|| / lam_min, and the true residual is the recurrence's (<= tol ||g||) plus
+    # rounding of order D u ||F|| ||x||: a bound from the conditioning, not from one BLAS kernel's bits
+    xs = Q @ (Q.T @ g / lam)
+    bound = (1e-8 * np.linalg.norm(g) + 10 * 10 * np.finfo(float).eps * 2 * np.linalg.norm(xs)) / lam_min
+    assert np.linalg.norm(res.x - xs) < bound
+
+
 def test_cg_non_finite_products_are_reported():
     res = cg_solve(lambda v: np.where(v != 0, np.nan, 0.0), np.ones(4))
     assert not res.converged and 'non-finite' in res.message and np.all(np.isfinite(res.x))
