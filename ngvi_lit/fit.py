@@ -10,7 +10,9 @@ import numpy as np
 from .checks import check_rng, check_int
 from .updates import NGVI, NGVIState, StepInfo, FitFault
 from .baseline import AdamVI
+from .expfam_vi import BLR
 from .schedules import PolyakAverage
+from .sources import ArraySource, batch_stream
 from .diagnostics import elbo_converged, run_spread, RunSpread
 
 # %% auto #0
@@ -40,7 +42,7 @@ class FitResult:
         return (f"FitResult(method={self.method!r}, status={self.status!r}, nit={self.nit}, elbo={self.elbo:.6g}, "
                 f"wall_time={self.wall_time:.3g}s, n_rejected={self.n_rejected}, n_invalid={self.n_invalid})\n  message: {self.message}")
 
-_BUILTIN = {'ngvi': NGVI, 'adam': AdamVI}
+_BUILTIN = {'ngvi': NGVI, 'adam': AdamVI, 'blr': BLR}
 
 def _algorithm(method, options):
     "An algorithm object from a name and options, or the object itself."
@@ -91,32 +93,6 @@ def _stalled(h, tol, window):
 
 
 # %% ../nbs/09_fit.ipynb #41a6ffb5
-def _batch_sizes(batch_size):
-    if callable(batch_size):
-        def bs(t):
-            b = batch_size(t)
-            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-                raise ValueError(f"`batch_size`({t}) returned {b!r}; a batch-size schedule must return positive integers")
-            return int(b)
-        return bs
-    b = check_int(batch_size, 'batch_size', low=1)
-    return lambda t: b
-
-def _batches(source, bs, seed: int, sampling: str, t0: int=0):
-    "Endless batches, a pure function of (`seed`, step): a resumed run at step `t0` sees the batches the uninterrupted run saw."
-    n = source.n
-    if sampling == 'iid':
-        t = t0
-        while True:
-            yield source.take(np.random.default_rng([seed, t]).choice(n, min(bs(t), n), replace=False)); t += 1
-    t, e = 0, 0
-    while True:                                   # epoch e: a fresh shuffle from (seed, e), batch size fixed at its start
-        b = min(bs(t), n); k = -(-n // b)
-        if t + k <= t0: t, e = t + k, e + 1; continue     # skip whole epochs without touching the data
-        for j, batch in enumerate(source.batches(b, np.random.default_rng([seed, e]))):
-            if t + j >= t0: yield batch
-        t, e = t + k, e + 1
-
 def _data_stream(model, data, batch_size, sampling, seed, t0):
     "The batch iterator of a mini-batch run and the full data size N (None, None for a full-batch run)."
     if batch_size is None:
@@ -124,12 +100,10 @@ def _data_stream(model, data, batch_size, sampling, seed, t0):
         return None, None
     if not hasattr(model, 'on_batch'): raise ValueError(f"`batch_size`: {type(model).__name__} has no `on_batch` (mini-batches need a GLM-like model)")
     if data is None:
-        from ngvi_lit.minibatch import ArraySource    # TEMP: from ngvi_lit.sources (top level) once that room lands
         data = model.source if getattr(model, 'source', None) is not None else ArraySource(*model.rows())
     if not hasattr(data, 'batches') or not hasattr(data, 'n'): raise ValueError(f"`data` must be a data source (sources.ArraySource, ...); got {type(data).__name__}")
     if data.dim != model.dim: raise ValueError(f"`data` has {data.dim} columns, the model {model.dim}")
-    if sampling == 'iid' and not hasattr(data, 'take'): raise ValueError("`sampling`='iid' needs a source with random access (`take`)")
-    return _batches(data, _batch_sizes(batch_size), seed, sampling, t0), data.n
+    return batch_stream(data, batch_size, seed, sampling, start=t0), data.n
 
 def _fingerprint(model) -> str:
     "A short hash of what defines the model (class, prior, data), to refuse resuming a run on another model."

@@ -228,30 +228,42 @@ def _batch_sizes(batch_size) -> Callable:
     b = _check_pos_int(batch_size, 'batch_size')
     return lambda t: b
 
-def _endless(source, bs, rng, sampling):
-    t = 0
+def _endless(source, bs, seed, sampling, start):
+    "Batches as a pure function of (`seed`, step): the stream restarted at step `start` continues the same sequence."
+    n = source.n
     if sampling == 'iid':
+        t = start
         while True:
-            yield source.take(rng.choice(source.n, min(bs(t), source.n), replace=False)); t += 1
-    while True:
+            yield source.take(np.random.default_rng([seed, t]).choice(n, min(bs(t), n), replace=False)); t += 1
+    t, e = 0, 0
+    while True:                          # epoch e: shuffled by its own generator (seed, e); batch size fixed at its start
+        b = min(bs(t), n); k = -(-n // b)
+        if t + k <= start: t, e = t + k, e + 1; continue   # skip unread
         t0 = t
-        for batch in source.batches(min(bs(t), source.n), rng):
-            yield batch; t += 1
+        for batch in source.batches(b, np.random.default_rng([seed, e])):
+            if t >= start: yield batch
+            t += 1
         if t == t0: raise ValueError(f"`source` ({type(source).__name__}) yielded no batch for a whole epoch")
+        e += 1
 
 def batch_stream(source,                   # a data source: `n`, `batches(b, rng)`, and `take(idx)` for 'iid'
                  batch_size,               # |B|: a positive int, or a callable t -> |B_t| (e.g. `schedules.growing_batch`)
-                 rng: np.random.Generator, # shuffles each epoch / draws each iid subset
+                 rng,                      # a Generator (one seed is drawn from it) or an int seed: shuffles and subsets
                  sampling: str='epochs',   # 'epochs' (shuffled passes) or 'iid' (a fresh random subset each step)
+                 start: int=0,             # first step: the stream from `start` equals the stream from 0 with `start` batches skipped
                 ):
-    "An endless iterator of (X_b, y_b) float arrays: 'epochs' = shuffled passes (rng shuffles), 'iid' = a fresh random subset each step (needs `take`)."
-    rng = check_rng(rng)
+    "An endless iterator of (X_b, y_b) float arrays, a pure function of the seed and the step (so a run can resume mid-epoch)."
+    if isinstance(rng, np.random.Generator): seed = int(rng.integers(2**63))
+    elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0: seed = int(rng)
+    else: raise TypeError(f"`rng` must be a numpy.random.Generator or a non-negative int seed; got {type(rng).__name__}")
     if sampling not in ('epochs', 'iid'): raise ValueError(f"`sampling` must be 'epochs' or 'iid'; got {sampling!r}")
     if not (hasattr(source, 'n') and hasattr(source, 'batches')):
         raise ValueError(f"`source` must be a data source with `n` and `batches` (ArraySource, MemmapSource, ChunkSource); got {type(source).__name__}")
     if sampling == 'iid' and not hasattr(source, 'take'):
         raise ValueError(f"`sampling`='iid' needs a source with random access (`take`); {type(source).__name__} has none: use sampling='epochs'")
-    return _endless(source, _batch_sizes(batch_size), rng, sampling)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0: raise ValueError(f"`start` must be a non-negative integer; got {start!r}")
+    return _endless(source, _batch_sizes(batch_size), seed, sampling, int(start))
+
 
 # %% ../nbs/06a_sources.ipynb #edf2563a
 def limit_blas_threads(n: int=1) -> int:

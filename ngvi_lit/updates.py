@@ -291,25 +291,30 @@ class NGVI:
         return ex
 
     def init(self, model, q0: MvNormal|None=None) -> NGVIState:
-        "Initial state from `q0` (default: the prior); if the ELBO is not finite there, shrink the covariance until it is."
+        "Initial state from `q0`, or by default from the better (by ELBO) of the prior and a Laplace approximation; a start with a non-finite ELBO is replaced."
         q = model.prior if q0 is None else q0
         if not isinstance(q, MvNormal): raise TypeError(f"`q0` must be an MvNormal; got {type(q).__name__}")
         if q.dim != model.dim: raise ValueError(f"`q0` has dimension {q.dim}, the model {model.dim}")
         if self.rule.startswith('diag') and np.count_nonzero(q.prec - np.diag(np.diag(q.prec))):
             q = MvNormal.from_precision(q.mean, np.diag(np.diag(q.prec)))
-        if self.mc: return NGVIState(q, 0, 1., 1., q.mean.copy(), None)
-        try: ex = self._evaluate(model, q)
+        try: ex = None if self.mc else self._evaluate(model, q)
         except NotImplementedError as e: raise ValueError(f"`expectations`='exact' is not available: {e}; use expectations='mc'") from None
         note = ''
-        if not np.isfinite(ex.elbo):             # e.g. Poisson: E_q[exp(x'z)] overflows when q is as wide as the prior
+        if ex is not None and (q0 is None or not np.isfinite(ex.elbo)) and not getattr(model, 'is_batch', False):
+            # Start from the better of q0 (default: the prior) and a Laplace approximation: from a wide prior the
+            # expected curvature can be astronomically large (Poisson: E_q[exp(x'z)] = exp(x'm + x'Sx/2)), and
+            # the first steps would then have to undo it a halving at a time.
             q_l, how = _laplace_start(model, q)
             for c in 10.0 ** -np.arange(0, 17):
-                qc = MvNormal.from_precision(q_l.mean, q_l.prec / c)
+                qc = q_l if c == 1 else MvNormal.from_precision(q_l.mean, q_l.prec / c)
                 exc = self._evaluate(model, qc)
-                if np.isfinite(exc.elbo) and np.all(np.isfinite(exc.grad)) and np.all(np.isfinite(exc.hess)):
+                if np.isfinite(exc.elbo) and np.all(np.isfinite(exc.grad)) and np.all(np.isfinite(exc.hess)): break
+            else: exc = None
+            if exc is not None and (not np.isfinite(ex.elbo) or exc.elbo > ex.elbo) and qc is not q:
+                if not np.isfinite(ex.elbo):
                     note = (f"the ELBO is {ex.elbo} at the starting q (the expected log-likelihood overflows at that width); "
                             f"started instead from {how}" + (f" with the covariance scaled by {c:.0e}" if c < 1 else ''))
-                    q, ex = qc, exc; break
+                q, ex = qc, exc
         if getattr(model, 'is_batch', False): ex = None   # a batch view: the next batch differs
         return NGVIState(q, 0, 1., 1., q.mean.copy(), ex, note)
 
@@ -330,7 +335,9 @@ class NGVI:
         eps = self._eps(rng, q.dim) if self.mc else None
         ex = s.ex if (s.ex is not None and not noisy) else self._evaluate(model, q, eps)
         if not (np.isfinite(ex.elbo) and np.all(np.isfinite(ex.grad)) and np.all(np.isfinite(ex.hess))):
-            raise FitFault(f"the model returned non-finite values (ELBO {ex.elbo}) at the current q")
+            hint = ('' if np.isfinite(ex.elbo) else "; for a log-link model (Poisson) E_q[exp(x'z)] overflows when q is this wide: "
+                    "standardise the features, narrow the prior, or pass a q0 with a smaller covariance")
+            raise FitFault(f"the model returned non-finite values (ELBO {ex.elbo}) at the current q{hint}")
         gn = _gnorm(q, ex.grad)
         rho_cap = s.rho_cap
         if self.schedule is None:

@@ -7,7 +7,7 @@ from ngvi_lit.families import MvNormal
 from ngvi_lit.models import LogisticRegression, LinearRegression, PoissonRegression, StudentTRegression
 from ngvi_lit.fit import fit, fit_runs, FitResult, save_state
 from ngvi_lit.updates import NGVI, StepInfo, FitFault, predicted_gain
-from ngvi_lit.minibatch import ArraySource, MemmapSource   # (moving to ngvi_lit.sources)
+from ngvi_lit.sources import ArraySource, MemmapSource
 
 
 def _logistic(n=200, seed=0):

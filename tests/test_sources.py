@@ -76,7 +76,8 @@ def test_batch_stream_bad_sampling_and_iid_without_take():
     cs = ChunkSource(lambda: iter([(X, y)]), 203, 3)
     with pytest.raises(ValueError, match=r"`sampling`='iid'.*take"): batch_stream(cs, 8, np.random.default_rng(0), 'iid')
     with pytest.raises(ValueError, match='`source`'): batch_stream((X, y), 8, np.random.default_rng(0))
-    with pytest.raises(TypeError, match='`rng`'): batch_stream(ArraySource(X, y), 8, 0)
+    with pytest.raises(TypeError, match='`rng`'): batch_stream(ArraySource(X, y), 8, 0.5)
+    with pytest.raises(ValueError, match='`start`'): batch_stream(ArraySource(X, y), 8, 0, start=-1)
 
 
 def test_batch_stream_empty_epoch_is_an_error():
@@ -229,3 +230,17 @@ def test_other_bad_arrays_named():
 
 def test_limit_blas_threads_returns_count():
     assert limit_blas_threads(1) >= 0
+
+
+@pytest.mark.parametrize('sampling', ['epochs', 'iid'])
+@pytest.mark.parametrize('B', [7, lambda t: 5 + t // 4])
+def test_batch_stream_restarts_mid_epoch(sampling, B):
+    "The stream from step `start` is the stream from 0 with `start` batches skipped: what a resumed run needs."
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((53, 2)), np.arange(53.)
+    s = ArraySource(X, y)
+    full = batch_stream(s, B, 123, sampling)
+    ref = [next(full)[1] for _ in range(30)]
+    for start in (0, 5, 8, 17):
+        it = batch_stream(s, B, 123, sampling, start=start)
+        assert all(np.array_equal(next(it)[1], r) for r in ref[start:])
