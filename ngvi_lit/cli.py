@@ -13,7 +13,7 @@ from .updates import ngvi_gaussian_step
 from .datasets import load_diabetes, load_breast_cancer, load_csv
 from .models import LogisticRegression, ProbitRegression
 from .compare import compare_ngvi_adam, format_comparison
-from .minibatch import limit_blas_threads
+from .sources import limit_blas_threads
 
 # %% auto #0
 __all__ = ['conjugate_check', 'plot_conjugate', 'glm_comparison', 'plot_convergence', 'demo', 'main']

@@ -8,7 +8,7 @@ import hashlib, json, os, sys, tempfile, time, warnings, zipfile
 from typing import Callable
 import numpy as np
 from .checks import check_rng, check_int
-from .updates import NGVI, NGVIState, StepInfo, FitFault
+from .updates import NGVI, NGVIState, StepInfo, FitFault, FitStall
 from .baseline import AdamVI
 from .expfam_vi import BLR
 from .schedules import PolyakAverage
@@ -167,7 +167,7 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
             avg = PolyakAverage(int(d['avg']['avg_start'])).load(d['avg'], type(algo.q_of(state)))
     else:
         algo = _algorithm('ngvi' if method is None else method, options)
-        state = algo.init(model, q0)
+        with np.errstate(all='ignore'): state = algo.init(model, q0)
     mname = getattr(algo, 'name', type(algo).__name__)
     if save is not None: _check_saveable(algo)
     nit = len(hist['elbo']); rows = hist['rows'][-1] if nit else 0
@@ -191,6 +191,8 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
                 Xb, yb = next(stream); m_t, rows_t = model.on_batch(Xb, yb, n_total), len(yb)
             try:
                 with np.errstate(all='ignore'): new_state, info = algo.step(m_t, state, rng)
+            except FitStall as e:
+                status, message = 'stalled', f'stalled at iteration {nit}: {e}; the result keeps the last q (a numerical stationary point)'; break
             except FitFault as e:
                 status, message = 'failed', f'stopped at iteration {nit}: {e}; the result keeps the last good q'; break
             state = new_state; nit += 1; rows += rows_t

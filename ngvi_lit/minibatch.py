@@ -10,13 +10,16 @@ import scipy.linalg as sla
 from .checks import check_array, check_step_size, check_rng
 from .families import MvNormal
 from .quadrature import glm_likelihood
-from .updates import ngvi_gaussian_step
+from .models import GLM
+from .updates import ngvi_gaussian_step, StepInfo, FitFault
+from .schedules import constant, robbins_monro, warmup, growing_batch, as_schedule
+from .fit import fit
 from .sources import ArraySource, MemmapSource, ChunkSource, batch_stream, limit_blas_threads
 from .sources import _check_batch_size, _check_pos_int, _few
 
 # %% auto #0
-__all__ = ['glm_batch_grad_hess', 'glm_example_terms', 'glm_elbo', 'constant', 'robbins_monro', 'warmup', 'growing_batch',
-           'MinibatchResult', 'minibatch_ngvi', 'predicted_stationary_bias']
+__all__ = ['glm_batch_grad_hess', 'glm_example_terms', 'glm_elbo', 'MinibatchNGVI', 'MinibatchResult', 'minibatch_ngvi',
+           'predicted_stationary_bias']
 
 # %% ../nbs/12_minibatch.ipynb #5e4b00bc
 def _lik(likelihood):
@@ -56,36 +59,63 @@ def glm_elbo(q: MvNormal, source, prior: MvNormal, likelihood='gaussian', batch_
     return float(ef + elp + q.entropy())
 
 # %% ../nbs/12_minibatch.ipynb #ce1fd468
-def constant(rho: float) -> Callable:
-    "The schedule $\\rho_t = \\rho$."
-    rho = check_step_size(rho)
-    return lambda t: rho
+class _MBState(NamedTuple):
+    q: MvNormal; t: int; gbar: np.ndarray; Hbar: np.ndarray; m_prev: np.ndarray; started: bool
 
-def robbins_monro(rho0: float,        # the first step size
-                  tau: float=100.,    # delay: steps before the decay is felt
-                  kappa: float=0.7,   # decay exponent in (0.5, 1]
-                 ) -> Callable:
-    "The schedule $\\rho_t = \\rho_0 (1 + t/\\tau)^{-\\kappa}$: $\\sum\\rho_t = \\infty$, $\\sum\\rho_t^2 < \\infty$."
-    rho0 = check_step_size(rho0, 'rho0')
-    if not 0.5 < kappa <= 1: raise ValueError(f"`kappa` must lie in (0.5, 1]; got {kappa!r}")
-    if not tau > 0: raise ValueError(f"`tau` must be > 0; got {tau!r}")
-    return lambda t: rho0 * (1 + t / tau) ** -kappa
+class MinibatchNGVI:
+    "The plain NGVI step with a step-size schedule on mini-batch views, with running averages or split-batch curvature as remedies."
+    name = 'minibatch-ngvi'
+    def __init__(self,
+                 rho=0.1,                     # a step size in (0, 1] or a schedule t -> rho_t
+                 beta: float|None=None,       # separate running averages of gradient and curvature at rate beta
+                 independent_curvature: bool=False,  # gradient and curvature from disjoint halves of the batch
+                ):
+        self.schedule = rho if callable(rho) else constant(rho)
+        self.beta = None if beta is None else check_step_size(beta, 'beta')
+        self.split = bool(independent_curvature)
+        self.options = dict(rho=rho if not callable(rho) else 'schedule', beta=self.beta, independent_curvature=self.split)
 
-def warmup(schedule: Callable,  # the schedule after warm-up
-           n_warm: int,         # steps over which rho rises linearly from schedule(0)/n_warm
-          ) -> Callable:
-    "Linear warm-up of a schedule over the first `n_warm` steps."
-    if n_warm < 1: raise ValueError(f"`n_warm` must be >= 1; got {n_warm!r}")
-    return lambda t: schedule(t) * min(1., (t + 1) / n_warm)
+    def init(self, model, q0=None) -> _MBState:
+        q = model.prior if q0 is None else q0
+        if not isinstance(q, MvNormal) or q.dim != model.dim: raise ValueError(f"`q0` must be an MvNormal of dimension {model.dim}")
+        D = q.dim
+        return _MBState(q, 0, np.zeros(D), np.zeros((D, D)), q.mean.copy(), False)
 
-def growing_batch(b0: int,               # first batch size
-                  growth: float=2.,      # factor applied every `every` steps
-                  every: int=100,        # steps between growths
-                  b_max: int=2**31,      # cap
-                 ) -> Callable:
-    "Batch-size schedule $|B_t| = \\min(b_{max}, b_0 \\cdot growth^{\\lfloor t/every \\rfloor})$."
-    if b0 < 1 or growth < 1 or every < 1: raise ValueError("`b0` >= 1, `growth` >= 1 and `every` >= 1 are required")
-    return lambda t: int(min(b_max, round(b0 * growth ** (t // every))))
+    def _terms(self, view, q, t):
+        ex = view.expectations(q)
+        if not (np.all(np.isfinite(ex.grad)) and np.all(np.isfinite(ex.hess))):
+            _check_batch_terms(t, ex.grad, ex.hess, q, view.X, view.y, view.lik)
+        return ex
+
+    def step(self, model, s: _MBState, rng) -> tuple:
+        q, t = s.q, s.t
+        try:
+            if self.split and len(model.y) >= 2:
+                n_total, h = model.data_scale * len(model.y), len(model.y) // 2
+                ex = self._terms(model.on_batch(model.X[:h], model.y[:h], n_total), q, t)
+                H = self._terms(model.on_batch(model.X[h:], model.y[h:], n_total), q, t).hess
+            else:
+                ex = self._terms(model, q, t); H = ex.hess
+        except ValueError as e: raise FitFault(str(e)) from None
+        g = ex.grad
+        gbar, Hbar, m_prev, started = s.gbar, s.Hbar, s.m_prev, s.started
+        if self.beta is not None:
+            if not started: gbar, Hbar = g, H
+            else:   # carry the old gradient average to the current mean with the averaged curvature, then mix
+                gbar = (1 - self.beta) * (gbar + Hbar @ (q.mean - m_prev)) + self.beta * g
+                Hbar = (1 - self.beta) * Hbar + self.beta * H
+            g, H, m_prev, started = gbar, Hbar, q.mean, True
+        r = _check_rho(self.schedule(t), t)
+        try: q_new, n_rej = ngvi_gaussian_step(q, g, H, r), 0
+        except ValueError: q_new, n_rej = q, 1     # only a step leaving the positive-definite cone lands here
+        info = StepInfo(ex.elbo, ex.elbo_se, float('nan'), r, n_rej, float(q_new.kl(q)) if n_rej == 0 else 0.)
+        return _MBState(q_new, t + 1, gbar, Hbar, m_prev, started), info
+
+    def q_of(self, s): return s.q
+    def state_arrays(self, s): return dict(mean=s.q.mean, prec=s.q.prec, t=s.t, gbar=s.gbar, Hbar=s.Hbar, m_prev=s.m_prev, started=s.started)
+    def state_from_arrays(self, model, d):
+        return _MBState(MvNormal.from_precision(d['mean'], d['prec']), int(d['t']), np.array(d['gbar']), np.array(d['Hbar']),
+                        np.array(d['m_prev']), bool(d['started']))
 
 # %% ../nbs/12_minibatch.ipynb #3ad97ed8
 def _check_rho(r, t: int) -> float:
@@ -128,45 +158,26 @@ def minibatch_ngvi(source,                      # an `ArraySource`, `MemmapSourc
                    sampling: str='epochs',      # 'epochs' (shuffled passes) or 'iid' (fresh subset per step; needs `take`)
                    average_from: int|None=None, # start Polyak-Ruppert averaging of natural parameters at this step
                    beta: float|None=None,       # separate running averages of gradient and curvature at rate beta
-                   independent_curvature: bool=False,  # estimate curvature on a second, independent batch
+                   independent_curvature: bool=False,  # gradient and curvature from disjoint halves of each batch
                    record: Callable|None=None,  # record(t, q, q_avg) -> value, stored in `history`
                    record_every: int=1,         # record every this many steps (a positive integer)
                   ) -> MinibatchResult:
-    "Mini-batch NGVI for a Gaussian q on a GLM: $S \\leftarrow (1-\\rho_t)S + \\rho_t\\hat H$, $m \\leftarrow m - \\rho_t S^{-1}\\hat g$, with remedies."
+    "`fit` with `MinibatchNGVI` on a GLM streamed from `source`: $S \\leftarrow (1-\\rho_t)S + \\rho_t\\hat H$, $m \\leftarrow m - \\rho_t S^{-1}\\hat g$, with remedies."
     rng = check_rng(rng)
-    stream = batch_stream(source, batch_size, rng, sampling)      # checks `source`, `batch_size`, `sampling`
+    batch_stream(source, batch_size, 0, sampling)                # checks `source`, `batch_size`, `sampling` now
     if q0.dim != prior.dim or q0.dim != source.dim: raise ValueError(f"`q0`, `prior` and `source` dimensions differ: {q0.dim}, {prior.dim}, {source.dim}")
-    sched = rho if callable(rho) else constant(rho)
-    if beta is not None: beta = check_step_size(beta, 'beta')
     record_every = _check_pos_int(record_every, 'record_every')
-    lik = _lik(likelihood)
-    cstream = batch_stream(source, batch_size, np.random.default_rng(rng.integers(2**63)), sampling) if independent_curvature else None
-    q, avg, navg, gbar, Hbar, m_prev = q0, None, 0, None, None, None
-    n_rej, rows, hist = 0, 0, []
-    for t in range(int(n_steps)):
-        Xb, yb = next(stream); rows += len(yb)
-        g, H = glm_batch_grad_hess(q, Xb, yb, source.n, prior, lik)
-        _check_batch_terms(t, g, H, q, Xb, yb, lik)
-        if cstream is not None:
-            Xc, yc = next(cstream); rows += len(yc)
-            H = glm_batch_grad_hess(q, Xc, yc, source.n, prior, lik)[1]
-            _check_batch_terms(t, g, H, q, Xc, yc, lik)
-        if beta is not None:
-            if gbar is None: gbar, Hbar = g, H
-            else:   # carry the old gradient average to the current mean with the averaged curvature, then mix
-                gbar = (1 - beta) * (gbar + Hbar @ (q.mean - m_prev)) + beta * g
-                Hbar = (1 - beta) * Hbar + beta * H
-            g, H, m_prev = gbar, Hbar, q.mean
-        r = _check_rho(sched(t), t)
-        try: q = ngvi_gaussian_step(q, g, H, r)
-        except ValueError: n_rej += 1       # inputs are checked above: only a step leaving the positive-definite cone lands here
-        if average_from is not None and t >= average_from:
-            e1, e2 = q.natural; navg += 1
-            avg = (e1, e2) if avg is None else (avg[0] + (e1 - avg[0]) / navg, avg[1] + (e2 - avg[1]) / navg)
-        if record is not None and t % record_every == 0:
-            hist.append(record(t, q, None if avg is None else MvNormal.from_natural(*avg)))
-    q_avg = None if avg is None else MvNormal.from_natural(*avg)
-    return MinibatchResult(q, q_avg, int(n_steps), n_rej, rows, hist)
+    n_steps = _check_pos_int(n_steps, 'n_steps')
+    algo = MinibatchNGVI(rho, beta, independent_curvature)
+    hist = []
+    def cb(r):
+        t = r.nit - 1
+        if record is not None and t % record_every == 0: hist.append(record(t, r.q, r.q_avg))
+    res = fit(GLM(source, None, prior, _lik(likelihood)), algo, rng=rng, batch_size=batch_size, sampling=sampling, q0=q0,
+              max_iter=n_steps, min_iter=n_steps, average_from=average_from if average_from is not None else n_steps + 1,
+              callback=cb)
+    if res.status == 'failed': raise ValueError(res.message.split('stopped at iteration')[-1].split(': ', 1)[-1].split('; the result keeps')[0])
+    return MinibatchResult(res.q, res.q_avg if average_from is not None else None, res.nit, res.n_rejected, res.rows_seen, hist)
 
 # %% ../nbs/12_minibatch.ipynb #919882af
 def predicted_stationary_bias(G,                 # per-example gradients of -E_q[log p(y_i|z)] at the optimum, shape (N, D)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from ngvi_lit.families import MvNormal
 from ngvi_lit.models import LinearRegression, StudentTRegression, LogisticRegression
-from ngvi_lit.updates import ngvi_gaussian_step, iblr_step, ngvi_diag_step, safe_step, backtracking_step, cvi_step
+from ngvi_lit.updates import ngvi_gaussian_step, iblr_step, ngvi_diag_step, safe_step, backtracking_step
 from ngvi_lit.schedules import constant, robbins_monro, warmup, as_schedule, growing_batch, PolyakAverage
 
 @pytest.mark.parametrize('seed', range(5))
@@ -82,8 +82,3 @@ def test_schedules():
     assert [growing_batch(4, 2., 3)(t) for t in (0, 3, 7)] == [4, 8, 16]
     with pytest.raises(ValueError, match='growth'): growing_batch(4, .5)
     with pytest.raises(ValueError, match='average_from'): PolyakAverage(-1)
-
-def test_cvi_gamma_poisson_exact_in_one_step():
-    y = np.array([3, 1, 4, 1, 5, 9, 2, 6])
-    lam = np.array([1., -2.]) + cvi_step(np.zeros(2), np.array([y.sum(), -y.size]), 1.)
-    np.testing.assert_array_equal(lam, [1. + y.sum(), -(2. + y.size)])
