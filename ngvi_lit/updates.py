@@ -58,11 +58,12 @@ def ngvi_diag_step(q: MvNormal,  # the current Gaussian, with a diagonal precisi
                    hess,          # H (D, D), or its diagonal (D,)
                    rho: float,    # step size in (0, 1]
                    iblr: bool=True,  # add the iBLR correction (always positive)
+                   coupled: bool=True,  # mean step with the full H when it is given and positive definite
                   ) -> MvNormal:
     "Mean-field NGVI step on the diagonal precision $s$ (with the iBLR correction by default)."
     rho = check_step_size(rho)
     g = check_array(grad, 'grad', shape=(q.dim,))
-    h = check_array(hess, 'hess')
+    h = H = check_array(hess, 'hess')
     h = np.diag(h).copy() if h.ndim == 2 else h
     if h.shape != (q.dim,): raise ValueError(f"`hess` must have shape ({q.dim}, {q.dim}) or ({q.dim},); got {np.shape(hess)}")
     s = np.diag(q.prec)
@@ -70,7 +71,11 @@ def ngvi_diag_step(q: MvNormal,  # the current Gaussian, with a diagonal precisi
     s_new = .5 * (s + a * a / s) if iblr else a
     if not np.all(s_new > 0):
         raise ValueError(f"the diagonal step with `rho`={rho} gives a non-positive precision; use iblr=True or a smaller `rho`")
-    return MvNormal.from_precision(q.mean - rho * g / s_new, np.diag(s_new))
+    step = g / s_new
+    if coupled and H.ndim == 2:
+        try: step = sla.cho_solve((sla.cholesky((H + H.T) / 2, lower=True), True), g)
+        except sla.LinAlgError: pass                       # H not positive definite: the diagonal metric
+    return MvNormal.from_precision(q.mean - rho * step, np.diag(s_new))
 
 # %% ../nbs/08_updates.ipynb #7f623469
 class StepOutcome(NamedTuple):
@@ -155,6 +160,18 @@ def backtracking_step(q: MvNormal,
                 msg = 'non-finite ELBO, gradient or curvature at the proposal'
             elif ex_new.elbo >= floor: return BacktrackOutcome(q_new, ex_new, rho, n_rej, msg, n_inv)
             else: msg = f'ELBO decreased by {ex.elbo - ex_new.elbo:.3g}'
+            if rule == 'auto':
+                # The joint step failed. Its mean part alone, the Newton step m - rho H^{-1} g with S kept, is an
+                # ascent direction whenever H is positive definite; take it if it gains clearly (a gain near zero
+                # would let a stalled precision look converged), and keep halving the joint step otherwise.
+                try:
+                    dm = sla.cho_solve((sla.cholesky((ex.hess + ex.hess.T) / 2, lower=True), True), ex.grad)
+                    q_m = MvNormal.from_precision(q.mean - rho * dm, q.prec)
+                    with np.errstate(all='ignore'): ex_m = evaluate(q_m)
+                    if np.isfinite(ex_m.elbo) and ex_m.elbo > ex.elbo + 1e-8 * (1 + abs(ex.elbo)) \
+                       and np.all(np.isfinite(ex_m.grad)) and np.all(np.isfinite(ex_m.hess)):
+                        return BacktrackOutcome(q_m, ex_m, rho, n_rej, msg, n_inv)
+                except (ValueError, sla.LinAlgError): pass
         except (ValueError, sla.LinAlgError, FloatingPointError) as e: msg = str(e)
         n_rej += 1; rho *= shrink
     return BacktrackOutcome(q, ex, 0., n_rej, f"all {n_rej} proposals rejected; last: {msg}", n_inv)
@@ -285,6 +302,7 @@ class NGVI:
             # expected curvature can be astronomically large (Poisson: E_q[exp(x'z)] = exp(x'm + x'Sx/2)), and
             # the first steps would then have to undo it a halving at a time.
             q_l, how = _laplace_start(model, q)
+            if self.rule.startswith('diag'): q_l = MvNormal.from_precision(q_l.mean, np.diag(np.diag(q_l.prec)))
             for c in 10.0 ** -np.arange(0, 17):
                 qc = q_l if c == 1 else MvNormal.from_precision(q_l.mean, q_l.prec / c)
                 exc = self._evaluate(model, qc)
