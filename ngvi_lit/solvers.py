@@ -213,14 +213,14 @@ def reduction_ratio(h_old:float,     # objective at theta
     return float(actual / pred)
 
 # %% ../nbs/03_solvers.ipynb #58e50db2
-_CG_CURV_EPS = 256 * np.finfo(float).eps   # Rayleigh quotients below this times the largest seen count as zero
+_CG_CURV_EPS = 256 * np.finfo(float).eps   # curvature below this times ||p||^2 times the scale of F counts as zero
 
 class CGResult(NamedTuple):
     "Outcome of `cg_solve`: the iterate and an honest account of how it was reached."
     x: np.ndarray          # the last (finite) iterate, shape (D,)
     converged: bool        # relative residual <= tol was reached
-    iterations: int        # Fisher-vector products spent in the loop
-    residuals: np.ndarray  # relative residual norms ||r_k|| / ||g||, k = 0..iterations
+    iterations: int        # CG steps, one Fisher-vector product each (a convergence claim costs one more, to check it)
+    residuals: np.ndarray  # relative residual norms ||r_k|| / ||g||, k = 0..iterations (by the recurrence)
     message: str           # why the iteration stopped
 
     @property
@@ -264,20 +264,27 @@ def cg_solve(fvp:Callable[[np.ndarray], np.ndarray],  # v -> F v, the Fisher-vec
     rz = r @ z
     if not (np.isfinite(rz) and rz > 0): return done(False, 0, f"preconditioner is not SPD (r'M^-1 r = {rz:.3e})")
     p = z.copy()
-    sigma = 0.0                                   # largest Rayleigh quotient p'Fp / p'p seen: a lower bound on ||F||
+    sigma = 0.0                                   # largest ||Fp|| / ||p|| seen: a lower bound on ||F||
     for k in range(1, maxiter + 1):
         Fp = apply(fvp, p, 'fvp')
         pFp, pp = p @ Fp, p @ p
         if not np.isfinite(pFp): return done(False, k - 1, "non-finite Fisher-vector product; stopped at the last finite iterate")
-        sigma = max(sigma, pFp / pp)
+        sigma = max(sigma, np.sqrt((Fp @ Fp) / pp))
         if pFp <= _CG_CURV_EPS * sigma * pp:      # zero to working precision, or negative
             return done(False, k - 1, f"zero or negative curvature: p'Fp/p'p = {pFp / pp:.3e} <= "
-                                      f"{_CG_CURV_EPS:.1e} x {sigma:.3e} (largest seen); the operator is not "
+                                      f"{_CG_CURV_EPS:.1e} x {sigma:.3e} (||F|| >= {sigma:.3e}); the operator is not "
                                       "positive definite to working precision; add damping")
         alpha = rz / pFp
         x, r = x + alpha * p, r - alpha * Fp
         res.append(np.linalg.norm(r) / gnorm)
-        if res[-1] <= tol: return done(True, k, f"converged: relative residual {res[-1]:.2e} <= tol")
+        if res[-1] <= tol:
+            # one product checks the claim: a true residual worse than the start means the recurrence has
+            # drifted away from g - Fx (huge steps along directions of rounding-level curvature)
+            true = np.linalg.norm(g - apply(fvp, x, 'fvp')) / gnorm
+            if true > res[0]:
+                return done(False, k, f"the recurrence residual reached tol but ||g - Fx||/||g|| = {true:.2e} is worse "
+                                      "than at the start: F is singular to working precision along the steps taken; add damping")
+            return done(True, k, f"converged: relative residual {res[-1]:.2e} <= tol")
         z = r if precond is None else apply(precond, r, 'precond')
         rz_new = r @ z
         if not (np.isfinite(rz_new) and rz_new > 0):

@@ -283,3 +283,25 @@ def test_cg_acceptance_d2000():
     xs = xs + solve_spd(F, pb.g - F @ xs)
     res = cg_solve(pb.fvp, pb.g, precond=jacobi_preconditioner(pb.diag()), tol=1e-12)
     assert res.converged and rel_error(res.x, xs) < 1e-8
+
+
+def _singular2(seed, c):
+    "Rotated diag(10, 0) and g = Q c (c[0]: range component, c[1]: null-space component)."
+    Q = np.linalg.qr(np.random.default_rng(seed).standard_normal((2, 2)))[0]
+    return (Q * [10.0, 0.0]) @ Q.T, Q @ np.asarray(c)
+
+
+def test_cg_scale_from_product_norms_catches_nearly_null_rhs():
+    "Found by hypothesis: with the largest Rayleigh quotient as the scale, this took a 1e16 step and 'converged'."
+    F, g = _singular2(2211, [0.04, -4.5])
+    res = cg_solve(lambda v: F @ v, g)
+    assert not res.converged and 'zero or negative curvature' in res.message and res.iterations == 1
+
+
+@pytest.mark.parametrize('seed', [16, 17, 27, 0, 1])
+def test_cg_never_claims_convergence_with_true_residual_worse_than_start(seed):
+    "Huge first steps: stopped by curvature or by the one-product check of g - Fx, whichever the rounding triggers."
+    F, g = _singular2(seed, [9.2e-5, 0.415])
+    res = cg_solve(lambda v: F @ v, g)
+    assert not res.converged and np.all(np.isfinite(res.x))
+    assert res.message.startswith(('zero or negative curvature', 'the recurrence residual reached tol'))
