@@ -4,19 +4,24 @@
 
 # %% ../nbs/13_svi.ipynb #7d9cb201
 from __future__ import annotations
+import copy
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
-from scipy.special import digamma, gammaln, multigammaln, logsumexp
-from .checks import check_array, check_rng, check_spd, check_step_size
+from scipy.special import gammaln, logsumexp
+from .checks import check_array, check_int, check_rng, check_spd, check_step_size
 from .datasets import Dataset, load_csv
+from .families import Dirichlet, Wishart, nat_coords_to_sym, sym_to_nat_coords
+from .schedules import as_schedule, robbins_monro
+from .updates import FitFault, StepInfo
+from .fit import FitResult, fit
 
 # %% auto #0
 __all__ = ['GMMPrior', 'make_prior', 'default_prior', 'GMMPosterior', 'expected_log_pi', 'expected_logdet', 'expected_quad',
-           'log_resp_unnorm', 'local_step', 'suff_stats', 'intermediate', 'svi_step', 'rm_schedule', 'cavi_sweep',
-           'kl_global', 'elbo', 'predictive_logpdf', 'init_posterior', 'SVIResult', 'fit_svi', 'fit_cavi',
-           'fit_restarts', 'adjusted_rand_index', 'synthetic_mixture', 'load_iris']
+           'log_resp_unnorm', 'local_step', 'suff_stats', 'intermediate', 'svi_step', 'cavi_sweep', 'kl_factors',
+           'kl_global', 'elbo', 'predictive_logpdf', 'init_posterior', 'GaussianMixture', 'SVIState', 'SVI',
+           'SVIResult', 'fit_svi', 'fit_cavi', 'fit_restarts', 'adjusted_rand_index', 'synthetic_mixture', 'load_iris']
 
 # %% ../nbs/13_svi.ipynb #a3bd7601
 class GMMPrior(NamedTuple):
@@ -26,6 +31,11 @@ class GMMPrior(NamedTuple):
     beta0: float       # prior precision scale of the means
     W0inv: np.ndarray  # inverse Wishart scale matrix, shape (D, D)
     nu0: float         # Wishart degrees of freedom, > D - 1
+
+    @property
+    def nat_vec(self) -> np.ndarray:
+        "Natural parameters of one prior component (a row of `GMMPosterior.nat_vec`)."
+        return GMMPosterior.from_prior(self, 1).nat_vec[0]
 
 def make_prior(alpha0: float, # Dirichlet concentration per component, > 0
                m0,            # prior mean of the component means, shape (D,)
@@ -40,16 +50,35 @@ def make_prior(alpha0: float, # Dirichlet concentration per component, > 0
         if not (np.isfinite(v) and v > low): raise ValueError(f"`{name}` must be finite and > {low:g}; got {v!r}")
     return GMMPrior(float(alpha0), m0, float(beta0), W0inv, float(nu0))
 
-def default_prior(X,      # data, shape (N, D)
+def _is_source(X) -> bool: return hasattr(X, 'batches') and hasattr(X, 'n') and hasattr(X, 'dim')
+
+def _chunks(X, rows: int=65536):
+    "The rows of an array (one block) or of a data source (read in order, one block of `rows` at a time)."
+    if not _is_source(X): yield X; return
+    for Xc, _ in X.batches(min(rows, X.n)): yield Xc
+
+def _source_moments(src) -> tuple:
+    "Mean and covariance (ddof 1) of a data source in one pass (sums shifted by the first row, against cancellation)."
+    n = 0
+    for Xc in _chunks(src):
+        if n == 0: shift = Xc[0].copy(); s1 = np.zeros(len(shift)); s2 = np.zeros((len(shift), len(shift)))
+        d = Xc - shift; s1 += d.sum(0); s2 += d.T @ d; n += len(d)
+    mu = s1 / n
+    return shift + mu, (s2 - n * np.outer(mu, mu)) / max(n - 1, 1)
+
+def default_prior(X,      # data, shape (N, D), or a data source (`sources.ArraySource`, `MemmapSource`, `ChunkSource`)
                   K: int, # number of components
                  ) -> GMMPrior:
     "A weak data-scaled prior: m0 = mean of X, beta0 = 1, nu0 = D, W0inv = nu0 * Cov(X), alpha0 = 1/K."
-    X = check_array(X, 'X', ndim=2); K = _check_K(K, len(X)); D = X.shape[1]
-    cov = np.atleast_2d(np.cov(X, rowvar=False)) + 1e-6 * np.eye(D)
-    return make_prior(1.0 / K, X.mean(0), 1.0, D * cov, float(D))
+    if _is_source(X): (N, D), (mean, cov) = (X.n, X.dim), _source_moments(X)
+    else:
+        X = check_array(X, 'X', ndim=2); (N, D), mean = X.shape, X.mean(0)
+        cov = np.atleast_2d(np.cov(X, rowvar=False))
+    K = _check_K(K, N)
+    return make_prior(1.0 / K, mean, 1.0, D * (cov + 1e-6 * np.eye(D)), float(D))
 
 def _check_K(K, N):
-    if not (isinstance(K, (int, np.integer)) and 1 <= K <= N): raise ValueError(f"`K` must be an integer in [1, N={N}]; got {K!r}")
+    if not (isinstance(K, (int, np.integer)) and not isinstance(K, bool) and 1 <= K <= N): raise ValueError(f"`K` must be an integer in [1, N={N}]; got {K!r}")
     return int(K)
 
 # %% ../nbs/13_svi.ipynb #b1a66ff8
@@ -75,9 +104,30 @@ class GMMPosterior(NamedTuple):
         Wi = self.Winv
         return np.stack([check_spd((w + w.T) / 2, f'Winv[{k}]') for k, w in enumerate(Wi)])
 
+    def dirichlet(self) -> Dirichlet:
+        "q(pi) as a `families.Dirichlet` (needs K >= 2)."
+        return Dirichlet(self.alpha)
+
+    def wisharts(self) -> list:
+        "The marginals q(Lambda_k) = W(W_k, nu_k) as `families.Wishart`s, built from their natural parameters ((nu_k - D - 1)/2, -W_k^{-1}/2)."
+        return [Wishart.from_natural((n - self.D - 1) / 2, -w / 2) for n, w in zip(self.nu, self.Winv)]
+
     def combine(self, other: GMMPosterior, rho: float) -> GMMPosterior:
         "The natural-gradient step (1 - rho) * self + rho * other."
         return GMMPosterior(*((1 - rho) * a + rho * b for a, b in zip(self, other)))
+
+    @property
+    def nat_vec(self) -> np.ndarray:
+        "Natural parameters, one row per component: alpha_k - 1, beta_k m_k, -beta_k/2, -C_k/2 (upper triangle, off-diagonal doubled), (nu_k - D)/2."
+        return np.column_stack([self.alpha - 1, self.bm, -self.beta / 2, sym_to_nat_coords(-self.C / 2), (self.nu - self.D) / 2])
+
+    @classmethod
+    def from_nat_vec(cls, nat_vec) -> GMMPosterior:
+        "Inverse of `nat_vec` (K rows of length D(D+1)/2 + D + 3)."
+        v = check_array(nat_vec, 'nat_vec', ndim=2); P = v.shape[1]
+        D = int(round((np.sqrt(max(8 * P - 15, 0)) - 3) / 2))
+        if D < 1 or D * (D + 1) // 2 + D + 3 != P: raise ValueError(f"`nat_vec` rows must have length D(D+1)/2 + D + 3; got {P}")
+        return cls(v[:, 0] + 1, -2 * v[:, D + 1], v[:, 1:D + 1].copy(), -2 * nat_coords_to_sym(v[:, D + 2:-1], D), 2 * v[:, -1] + D)
 
     @classmethod
     def from_stats(cls, prior: GMMPrior, Nk, Sx, Sxx) -> GMMPosterior:
@@ -94,15 +144,14 @@ class GMMPosterior(NamedTuple):
 
 # %% ../nbs/13_svi.ipynb #3295eacf
 def expected_log_pi(post: GMMPosterior) -> np.ndarray:
-    "E[log pi_k] under q(pi) = Dir(alpha), shape (K,)."
-    return digamma(post.alpha) - digamma(post.alpha.sum())
+    "E[log pi_k] under q(pi) = Dir(alpha): the Dirichlet's mean parameter, shape (K,)."
+    return post.dirichlet().mean_vec if post.K > 1 else np.zeros(1)
 
-def expected_logdet(post: GMMPosterior, L=None) -> np.ndarray:
-    "E[log |Lambda_k|] under the Wishart factors, shape (K,); `L` = Cholesky factors of W^{-1} if known."
-    L = post.chol_Winv() if L is None else L
-    D = post.D
-    logdetW = -2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
-    return digamma((post.nu[:, None] + 1 - np.arange(1, D + 1)) / 2).sum(1) + D * np.log(2) + logdetW
+def expected_logdet(post: GMMPosterior, # global factors
+                    ws=None,            # `post.wisharts()` if already built
+                   ) -> np.ndarray:
+    "E[log |Lambda_k|] under the Wishart marginals q(Lambda_k): their first mean parameter, shape (K,)."
+    return np.array([w.mean_vec[0] for w in (post.wisharts() if ws is None else ws)])
 
 def expected_quad(post: GMMPosterior, X, L=None) -> np.ndarray:
     "E[(x_i - mu_k)^T Lambda_k (x_i - mu_k)], shape (N, K)."
@@ -114,20 +163,21 @@ def expected_quad(post: GMMPosterior, X, L=None) -> np.ndarray:
         out[:, k] = post.D / post.beta[k] + post.nu[k] * (y * y).sum(0)
     return out
 
-def log_resp_unnorm(post: GMMPosterior, X) -> np.ndarray:
-    "The unnormalised log responsibilities log r_ik, shape (N, K)."
-    L = post.chol_Winv()
-    return (expected_log_pi(post) + 0.5 * expected_logdet(post, L) - 0.5 * post.D * np.log(2 * np.pi)
-            - 0.5 * expected_quad(post, X, L))
+def log_resp_unnorm(post: GMMPosterior, X, ws=None) -> np.ndarray:
+    "The unnormalised log responsibilities log r_ik, shape (N, K); `ws` = `post.wisharts()` if already built."
+    return (expected_log_pi(post) + 0.5 * expected_logdet(post, ws) - 0.5 * post.D * np.log(2 * np.pi)
+            - 0.5 * expected_quad(post, X))
+
+def _local(post, X, ws=None):
+    lr = log_resp_unnorm(post, X, ws)
+    lse = logsumexp(lr, axis=1)
+    return np.exp(lr - lse[:, None]), lse
 
 def local_step(post: GMMPosterior, # global factors
                X,                  # the batch, shape (B, D)
               ) -> tuple[np.ndarray, np.ndarray]:
     "Optimal q(z_i) for each row: responsibilities phi (B, K) and the log normalisers log sum_k r_ik (B,)."
-    X = check_array(X, 'X', ndim=2, shape=(None, post.D))
-    lr = log_resp_unnorm(post, X)
-    lse = logsumexp(lr, axis=1)
-    return np.exp(lr - lse[:, None]), lse
+    return _local(post, check_array(X, 'X', ndim=2, shape=(None, post.D)))
 
 # %% ../nbs/13_svi.ipynb #6c1c5aba
 def suff_stats(X, phi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,18 +204,8 @@ def svi_step(post: GMMPosterior, # current global factors
     rho = check_step_size(rho, 'rho')
     X = check_array(X, 'X', ndim=2, shape=(None, post.D))
     if not (isinstance(N, (int, np.integer)) and N >= len(X)): raise ValueError(f"`N` must be an integer >= batch size {len(X)}; got {N!r}")
-    phi, _ = local_step(post, X)
+    phi, _ = _local(post, X)
     return post.combine(intermediate(prior, X, phi, N), rho)
-
-def rm_schedule(t: int,            # step number, 1, 2, ...
-                tau: float=1.0,    # delay, >= 0
-                kappa: float=0.7,  # forgetting rate in (0.5, 1]
-               ) -> float:
-    "Robbins-Monro step size rho_t = (t + tau)^(-kappa)."
-    if not (0.5 < kappa <= 1): raise ValueError(f"`kappa` must lie in (0.5, 1]; got {kappa!r}")
-    if not tau >= 0: raise ValueError(f"`tau` must be >= 0; got {tau!r}")
-    if not t >= 1: raise ValueError(f"`t` must be >= 1; got {t!r}")
-    return float((t + tau) ** -kappa)
 
 # %% ../nbs/13_svi.ipynb #9b5e1b07
 def cavi_sweep(post: GMMPosterior, # current global factors
@@ -187,27 +227,24 @@ def cavi_sweep(post: GMMPosterior, # current global factors
     return GMMPosterior(prior.alpha0 + Nk, beta, bm, Winv + np.einsum('ki,kj->kij', bm, m), prior.nu0 + Nk)
 
 # %% ../nbs/13_svi.ipynb #d177dc19
-def _kl_dirichlet(a, a0):
-    return (gammaln(a.sum()) - gammaln(a).sum() - gammaln(a0.sum()) + gammaln(a0).sum()
-            + ((a - a0) * (digamma(a) - digamma(a.sum()))).sum())
-
-def kl_global(post: GMMPosterior, prior: GMMPrior) -> float:
-    "KL(q(pi) q(mu, Lambda) || p(pi) p(mu, Lambda)) for all components."
-    K, D = post.K, post.D
-    kl = _kl_dirichlet(post.alpha, np.full(K, prior.alpha0))
-    L = post.chol_Winv(); L0 = np.linalg.cholesky(prior.W0inv)
-    logdetW = -2 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)
-    logdetW0 = -2 * np.log(np.diag(L0)).sum()
-    m, b0, n0 = post.m, prior.beta0, prior.nu0
-    for k in range(K):
-        b, n = post.beta[k], post.nu[k]
-        y = sla.solve_triangular(L[k], m[k] - prior.m0, lower=True)
-        A = sla.solve_triangular(L[k], L0, lower=True)          # tr(W0^{-1} W) = ||L_k^{-1} L0||_F^2
-        psiD = digamma(n / 2 + (1 - np.arange(1, D + 1)) / 2).sum()
-        kl += 0.5 * (D * b0 / b - D + D * np.log(b / b0) + b0 * n * (y @ y))
-        kl += (0.5 * n0 * (logdetW0 - logdetW[k]) + 0.5 * n * ((A * A).sum() - D)
-               + multigammaln(n0 / 2, D) - multigammaln(n / 2, D) + 0.5 * (n - n0) * psiD)
+def kl_factors(q: GMMPosterior, # global factors
+               p: GMMPosterior, # global factors with the same K and D
+               wq=None,         # `q.wisharts()` if already built
+               wp=None,         # `p.wisharts()` if already built
+              ) -> float:
+    "KL(q || p) of the global factors: Dirichlet and Wishart KLs from `families`, plus the conditional Gaussians."
+    D = q.D
+    kl = float(q.dirichlet().kl(p.dirichlet())) if q.K > 1 else 0.0
+    d = q.m - p.m
+    for k, (wq, wp) in enumerate(zip(q.wisharts() if wq is None else wq, p.wisharts() if wp is None else wp)):
+        b, b0 = q.beta[k], p.beta[k]
+        kl += float(wq.kl(wp)) + 0.5 * (D * b0 / b - D + D * np.log(b / b0) + b0 * d[k] @ wq.mean_params[1] @ d[k])
     return float(kl)
+
+def kl_global(post: GMMPosterior, prior: GMMPrior, ws=None) -> float:
+    "KL(q(pi) q(mu, Lambda) || p(pi) p(mu, Lambda)) for all components; `ws` = `post.wisharts()` if already built."
+    p = GMMPosterior.from_prior(prior, post.K)
+    return kl_factors(post, p, ws, p.wisharts()[:1] * post.K)
 
 def elbo(post: GMMPosterior, # global factors
          prior: GMMPrior,    # the prior
@@ -216,7 +253,7 @@ def elbo(post: GMMPosterior, # global factors
         ) -> float:
     "The evidence lower bound L(phi, lambda); with phi=None the local factors are optimised out."
     X = check_array(X, 'X', ndim=2, shape=(None, post.D))
-    if phi is None: local = local_step(post, X)[1].sum()
+    if phi is None: local = _local(post, X)[1].sum()
     else:
         phi = check_array(phi, 'phi', shape=(len(X), post.K))
         lr = log_resp_unnorm(post, X)
@@ -241,15 +278,19 @@ def predictive_logpdf(post: GMMPosterior, # global factors
                      - 0.5 * D * np.log(dof * np.pi) - 0.5 * (dof + D) * np.log1p(q / dof))
     return logsumexp(out, axis=1)
 
-def init_posterior(X,                 # data, shape (N, D)
+def init_posterior(X,                 # data, shape (N, D), or a data source
                    K: int,            # number of components
                    prior: GMMPrior,   # the prior
                    rng: np.random.Generator,  # randomness for the seeding
                    n_seed: int=2000,  # at most this many rows are read for the seeding
                   ) -> GMMPosterior:
     "k-means++ seeding on a random subset, then the conjugate posterior of the hard assignments (scaled to N)."
-    X = check_array(X, 'X', ndim=2); K = _check_K(K, len(X)); rng = check_rng(rng)
-    N = len(X); idx = rng.choice(N, min(N, n_seed), replace=False); Xs = X[idx]
+    if _is_source(X):
+        N = X.n; K = _check_K(K, N); rng = check_rng(rng); n = min(N, n_seed)
+        Xs = X.take(rng.choice(N, n, replace=False))[0] if hasattr(X, 'take') else next(iter(X.batches(n, rng)))[0]
+    else:
+        X = check_array(X, 'X', ndim=2); K = _check_K(K, len(X)); rng = check_rng(rng)
+        N = len(X); idx = rng.choice(N, min(N, n_seed), replace=False); Xs = X[idx]
     centres = [Xs[rng.integers(len(Xs))]]
     d2 = ((Xs - centres[0]) ** 2).sum(1)
     for _ in range(1, K):
@@ -260,82 +301,199 @@ def init_posterior(X,                 # data, shape (N, D)
     z = ((Xs[:, None, :] - C[None]) ** 2).sum(2).argmin(1)
     return intermediate(prior, Xs, np.eye(K)[z], N)
 
-class SVIResult(NamedTuple):
-    "A fitted mixture and its per-pass history."
-    post: GMMPosterior   # the global factors
-    prior: GMMPrior      # the prior used
-    passes: np.ndarray   # pass number of each record (0 = at initialisation)
-    elbo: np.ndarray     # training ELBO per record
-    heldout: np.ndarray  # mean held-out log predictive density per record (nan without test data)
+# %% ../nbs/13_svi.ipynb #5e1c0a07
+def _check_prior(prior, D):
+    if not isinstance(prior, GMMPrior): raise ValueError(f"`prior` must be a GMMPrior; got {type(prior).__name__}")
+    if len(prior.m0) != D: raise ValueError(f"`prior` has dimension {len(prior.m0)}, the data {D} columns")
+    return prior
 
+class GaussianMixture:
+    "The Bayesian Gaussian mixture as a model for `fit`: its data (an array or a data source), K components and a `GMMPrior`."
+    is_batch = False
+    def __init__(self,
+                 X,                   # data, shape (N, D), or a data source (`sources.ArraySource`, `MemmapSource`, `ChunkSource`)
+                 K: int,              # number of components
+                 prior: GMMPrior|None=None,  # None: `default_prior(X, K)` (one pass over a source)
+                ):
+        if _is_source(X): self.X, self.y, self.source, (N, D) = None, None, X, (X.n, X.dim)
+        else:
+            self.X, self.source = check_array(X, 'X', ndim=2), None
+            (N, D), self.y = self.X.shape, np.zeros(len(self.X))
+        self.K = _check_K(K, N)
+        self.prior = default_prior(X, self.K) if prior is None else _check_prior(prior, D)
+        self.dim, self.n_rows, self.n_total, self.data_scale = D, N, N, 1.0
+
+    def rows(self) -> tuple:
+        "`(X, zeros(N))`: the rows in the `(X, y)` form of the data sources."
+        if self.source is not None: raise ValueError("this model streams its rows from a data source")
+        return self.X, self.y
+
+    def on_batch(self, Xb, yb, n_total: int) -> GaussianMixture:
+        "A view on the rows `Xb` (`yb` is ignored) whose data terms are scaled by N/|B|."
+        m = copy.copy(self)
+        m.X, m.y, m.source = np.asarray(Xb, float), np.asarray(yb, float), None
+        m.n_rows, m.n_total, m.is_batch = len(m.X), int(n_total), True
+        m.data_scale = n_total / len(m.X)
+        return m
+
+    def blocks(self):
+        "This model's rows as float blocks: the array itself, or a source read in order one block at a time."
+        return _chunks(self.source if self.source is not None else self.X)
+
+    def elbo(self, post: GMMPosterior, ws=None) -> float:
+        "ELBO at `post` with the local factors optimised out (on a batch view: its N/|B|-scaled estimate); `ws` = `post.wisharts()` if built."
+        ws = post.wisharts() if ws is None else ws
+        return float(self.data_scale * sum(_local(post, Xc, ws)[1].sum() for Xc in self.blocks()) - kl_global(post, self.prior, ws))
+
+    def __repr__(self): return f"GaussianMixture(N={self.n_total}, D={self.dim}, K={self.K}{', batch of ' + str(self.n_rows) if self.is_batch else ''})"
+
+# %% ../nbs/13_svi.ipynb #5e1c0a09
+def _check_post(q, K, D, name='q0') -> GMMPosterior:
+    if not isinstance(q, GMMPosterior): raise ValueError(f"`{name}` must be a GMMPosterior; got {type(q).__name__}")
+    q = GMMPosterior(*(check_array(a, f'{name}.{f}') for a, f in zip(q, GMMPosterior._fields)))
+    shapes = ((K,), (K,), (K, D), (K, D, D), (K,))
+    for a, f, s in zip(q, GMMPosterior._fields, shapes):
+        if a.shape != s: raise ValueError(f"`{name}.{f}` must have shape {s} (K={K}, D={D}); got {a.shape}")
+    if not (np.all(q.alpha > 0) and np.all(q.beta > 0) and np.all(q.nu > D - 1)): raise ValueError(f"`{name}`: alpha and beta must be > 0 and nu > D - 1")
+    q.chol_Winv()
+    return q
+
+class SVIState(NamedTuple):
+    "What carries from one SVI step to the next."
+    post: GMMPosterior  # the global factors
+    t: int              # steps taken so far (the schedule's t)
+    ws: list|None = None  # cache: `post.wisharts()` (not saved; rebuilt on resume)
+
+class SVI:
+    "Stochastic variational inference for a `GaussianMixture`: exact local step on the rows given, then lambda <- (1 - rho_t) lambda + rho_t lambda-hat."
+    name = 'svi'
+    def __init__(self,
+                 rho=None,          # None: Robbins-Monro rho_t = (t + tau)^-kappa; a number in (0, 1] (1 on the full data = CAVI); or a schedule t -> rho
+                 tau: float=2.,     # Robbins-Monro delay, >= 1 (rho_0 = tau^-kappa)
+                 kappa: float=.7,   # Robbins-Monro forgetting rate in (0.5, 1]
+                 seed: int=0,       # seed of the k-means++ start (used when `fit` gets no `q0`)
+                 n_seed: int=2000,  # rows read by the k-means++ start
+                ):
+        if not (isinstance(tau, (int, float, np.integer, np.floating)) and not isinstance(tau, bool) and np.isfinite(tau) and tau >= 1):
+            raise ValueError(f"`tau` must be a finite number >= 1 (rho_0 = tau^-kappa <= 1); got {tau!r}")
+        if not (isinstance(kappa, (int, float, np.integer, np.floating)) and 0.5 < kappa <= 1): raise ValueError(f"`kappa` must lie in (0.5, 1]; got {kappa!r}")
+        if rho is None: self.schedule = robbins_monro(rho0=float(tau) ** -float(kappa), tau=float(tau), kappa=float(kappa))
+        elif callable(rho): self.schedule = as_schedule(rho)
+        else: self.schedule = as_schedule(check_step_size(rho, 'rho'))
+        self.options = dict(rho=rho if rho is None or not callable(rho) else 'schedule', tau=float(tau), kappa=float(kappa),
+                            seed=check_int(seed, 'seed'), n_seed=check_int(n_seed, 'n_seed', low=1))
+        if self.options['rho'] is not None and self.options['rho'] != 'schedule': self.options['rho'] = float(rho)
+
+    def init(self, model: GaussianMixture, q0: GMMPosterior|None=None) -> SVIState:
+        "Start from `q0`, or from the k-means++ seeding drawn with the `seed` option."
+        if q0 is not None: return SVIState(_check_post(q0, model.K, model.dim), 0)
+        data = model.source if model.source is not None else model.X
+        return SVIState(init_posterior(data, model.K, model.prior, np.random.default_rng(self.options['seed']), self.options['n_seed']), 0)
+
+    def step(self, model: GaussianMixture, s: SVIState, rng: np.random.Generator) -> tuple:
+        "One step on `model` (the full data or a batch view): `(new_state, StepInfo)`; deterministic given the rows (`rng` is unused)."
+        post, prior, c = s.post, model.prior, model.data_scale
+        rho = self.schedule(s.t); K, D = post.K, post.D
+        Nk, Sx, Sxx, lse = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), []
+        try:
+            ws = post.wisharts() if s.ws is None else s.ws
+            for Xc in model.blocks():
+                phi, l = _local(post, Xc, ws); a, b, cc = suff_stats(Xc, phi)
+                Nk += a; Sx += b; Sxx += cc; lse.append(l)
+            if not (np.isfinite(Sxx).all() and all(np.isfinite(l).all() for l in lse)): raise FitFault("non-finite responsibilities or statistics")
+            new = post.combine(GMMPosterior.from_stats(prior, c * Nk, c * Sx, c * Sxx), rho)
+            ws_new = new.wisharts()                  # raises if a W_k^{-1} left the SPD cone (it cannot, up to rounding)
+            kl_step = max(kl_factors(new, post, ws_new, ws), 0.0)
+            if model.is_batch:                       # unbiased estimate at the q the step started from
+                l = np.concatenate(lse); n, N = len(l), model.n_total
+                est, se = c * l.sum() - kl_global(post, prior, ws), (N * l.std(ddof=1) / np.sqrt(n) * np.sqrt(max(1 - n / N, 0)) if n > 1 else np.nan)
+            else: est, se = model.elbo(new, ws_new), 0.0
+        except (ValueError, np.linalg.LinAlgError) as e: raise FitFault(f"SVI step failed: {e}") from None
+        if not np.isfinite(est): raise FitFault(f"the ELBO is {est} at the current q")
+        return SVIState(new, s.t + 1, ws_new), StepInfo(float(est), float(se), float(np.sqrt(2 * kl_step) / rho), float(rho), 0, float(kl_step))
+
+    def q_of(self, s: SVIState) -> GMMPosterior: return s.post
+
+    def state_arrays(self, s: SVIState) -> dict:
+        "The state as plain arrays (for `fit(save=...)`)."
+        return dict(s.post._asdict(), t=s.t)
+
+    def state_from_arrays(self, model: GaussianMixture, d: dict) -> SVIState:
+        "Rebuild a state saved by `state_arrays`."
+        post = GMMPosterior(*(np.array(d[f], float) for f in GMMPosterior._fields))
+        return SVIState(_check_post(post, model.K, model.dim, 'state'), int(d['t']))
+
+# %% ../nbs/13_svi.ipynb #5e1c0a13
+class SVIResult(FitResult):
+    "A `FitResult` whose `q` is the fitted `GMMPosterior`, with records after each pass: `passes`, `pass_elbo` (full-data ELBO), `heldout`."
+    @classmethod
+    def from_fit(cls, res: FitResult, prior: GMMPrior, passes, pass_elbo, heldout) -> SVIResult:
+        "Add the per-pass records to the `FitResult` of a run."
+        r = cls.__new__(cls); r.__dict__.update(vars(res))
+        r.prior, r.passes, r.pass_elbo, r.heldout = prior, np.asarray(passes), np.asarray(pass_elbo), np.asarray(heldout)
+        return r
+    post = property(lambda self: self.q, doc="the fitted global factors (= `q`)")
     def predict(self, X) -> np.ndarray:
         "Most probable component of each row."
-        return local_step(self.post, X)[0].argmax(1)
+        return local_step(self.q, X)[0].argmax(1)
 
-def _record(post, prior, X, X_test):
-    h = predictive_logpdf(post, X_test).mean() if X_test is not None else np.nan
-    return elbo(post, prior, X), h
+def _run_passes(model, algo, post0, rng, X_test, steps, passes, **kw) -> SVIResult:
+    "`fit` for `passes` passes of `steps` iterations, recording the full ELBO and held-out density after each pass."
+    record = lambda q: (model.elbo(q), predictive_logpdf(q, X_test).mean() if X_test is not None else np.nan)
+    rec = [record(post0)]
+    def after_pass(r):
+        if r.nit % steps == 0: rec.append(record(r.q))
+    res = fit(model, algo, rng=rng, q0=post0, max_iter=passes * steps, callback=after_pass, **kw)
+    if res.status == 'failed' and 'callback raised' in res.message: raise RuntimeError(res.message)
+    e, h = np.array(rec).T
+    return SVIResult.from_fit(res, model.prior, np.arange(len(rec)), e, h)
 
-def _check_fit_args(X, K, prior, X_test):
-    X = check_array(X, 'X', ndim=2); K = _check_K(K, len(X))
-    prior = default_prior(X, K) if prior is None else prior
-    if not isinstance(prior, GMMPrior): raise ValueError(f"`prior` must be a GMMPrior; got {type(prior).__name__}")
-    if len(prior.m0) != X.shape[1]: raise ValueError(f"`prior` has dimension {len(prior.m0)}, `X` has {X.shape[1]} columns")
-    if X_test is not None: X_test = check_array(X_test, 'X_test', ndim=2, shape=(None, X.shape[1]))
-    return X, K, prior, X_test
+def _setup(X, K, prior, X_test, init, rng):
+    rng = check_rng(rng); model = GaussianMixture(X, K, prior)
+    if X_test is not None: X_test = check_array(X_test, 'X_test', ndim=2, shape=(None, model.dim))
+    data = model.source if model.source is not None else model.X
+    post0 = init_posterior(data, model.K, model.prior, rng) if init is None else _check_post(init, model.K, model.dim, 'init')
+    return model, X_test, post0, rng
 
-def fit_svi(X,                        # training data, shape (N, D)
+def fit_svi(X,                        # training data, shape (N, D), or a data source
             K: int,                   # number of components
             rng: np.random.Generator, # randomness: seeding and batch order
             batch_size: int=32,       # rows per step
-            passes: int=10,           # passes over the data
-            tau: float=1.0,           # Robbins-Monro delay
+            passes: int=10,           # passes over the data (run in full)
+            tau: float=2.,            # Robbins-Monro delay >= 1: rho_t = (t + tau)^-kappa, t = 0, 1, ...
             kappa: float=0.7,         # Robbins-Monro forgetting rate in (0.5, 1]
             prior: GMMPrior|None=None,  # None: `default_prior(X, K)`
             X_test=None,              # held-out rows for the predictive log-likelihood
             init: GMMPosterior|None=None,  # starting global factors; None: k-means++ seeding
            ) -> SVIResult:
-    "Stochastic variational inference for the Bayesian Gaussian mixture."
-    X, K, prior, X_test = _check_fit_args(X, K, prior, X_test); rng = check_rng(rng)
-    N = len(X)
-    if not (isinstance(batch_size, (int, np.integer)) and 1 <= batch_size <= N): raise ValueError(f"`batch_size` must be an integer in [1, N={N}]; got {batch_size!r}")
-    if not (isinstance(passes, (int, np.integer)) and passes >= 0): raise ValueError(f"`passes` must be a non-negative integer; got {passes!r}")
-    rm_schedule(1, tau, kappa)
-    post = init_posterior(X, K, prior, rng) if init is None else init
-    hist = [_record(post, prior, X, X_test)]; t = 0
-    for _ in range(passes):
-        perm = rng.permutation(N)
-        for s in range(0, N, batch_size):
-            t += 1
-            post = svi_step(post, prior, X[perm[s:s + batch_size]], N, rm_schedule(t, tau, kappa))
-        hist.append(_record(post, prior, X, X_test))
-    e, h = np.array(hist).T
-    return SVIResult(post, prior, np.arange(passes + 1), e, h)
+    "Stochastic variational inference for the Bayesian Gaussian mixture: `fit(GaussianMixture(X, K, prior), SVI(tau=, kappa=), batch_size=)`."
+    algo = SVI(tau=tau, kappa=kappa)
+    passes = check_int(passes, 'passes')
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1: raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}")
+    model, X_test, post0, rng = _setup(X, K, prior, X_test, init, rng)
+    if batch_size > model.n_total: raise ValueError(f"`batch_size` must be at most N={model.n_total}; got {batch_size}")
+    steps = -(-model.n_total // batch_size)
+    return _run_passes(model, algo, post0, rng, X_test, steps, passes, batch_size=int(batch_size), min_iter=passes * steps)
 
-def fit_cavi(X,                        # training data, shape (N, D)
+def fit_cavi(X,                        # training data, shape (N, D), or a data source
              K: int,                   # number of components
              rng: np.random.Generator, # randomness for the seeding
-             sweeps: int=50,           # full-batch sweeps (one per pass)
+             sweeps: int=50,           # at most this many full-batch sweeps (one per pass)
              prior: GMMPrior|None=None,  # None: `default_prior(X, K)`
              X_test=None,              # held-out rows for the predictive log-likelihood
              init: GMMPosterior|None=None,  # starting global factors; None: k-means++ seeding
             ) -> SVIResult:
-    "Batch coordinate-ascent VI for the Bayesian Gaussian mixture (the rho = 1, |B| = N special case)."
-    X, K, prior, X_test = _check_fit_args(X, K, prior, X_test); rng = check_rng(rng)
-    if not (isinstance(sweeps, (int, np.integer)) and sweeps >= 0): raise ValueError(f"`sweeps` must be a non-negative integer; got {sweeps!r}")
-    post = init_posterior(X, K, prior, rng) if init is None else init
-    hist = [_record(post, prior, X, X_test)]
-    for _ in range(sweeps):
-        post = cavi_sweep(post, prior, X); hist.append(_record(post, prior, X, X_test))
-    e, h = np.array(hist).T
-    return SVIResult(post, prior, np.arange(sweeps + 1), e, h)
+    "Batch coordinate-ascent VI for the Bayesian Gaussian mixture: `fit` with `SVI(rho=1)` on the full data."
+    sweeps = check_int(sweeps, 'sweeps')
+    model, X_test, post0, rng = _setup(X, K, prior, X_test, init, rng)
+    return _run_passes(model, SVI(rho=1.), post0, rng, X_test, 1, sweeps)
 
-def fit_restarts(fit, n_restarts: int, rng: np.random.Generator, *args, **kwargs) -> SVIResult:
-    "Run `fit(..., rng=child)` `n_restarts` times with independent child generators; keep the best final ELBO."
+def fit_restarts(fit, n_restarts: int, rng: np.random.Generator, *args, **kwargs) -> FitResult:
+    "Run `fit(..., rng=child)` `n_restarts` times with independent child generators; keep the best final (full-data) ELBO."
     rng = check_rng(rng)
     if not (isinstance(n_restarts, (int, np.integer)) and n_restarts >= 1): raise ValueError(f"`n_restarts` must be a positive integer; got {n_restarts!r}")
     runs = [fit(*args, rng=r, **kwargs) for r in rng.spawn(n_restarts)]
-    return max(runs, key=lambda r: r.elbo[-1])
+    return max(runs, key=lambda r: r.pass_elbo[-1] if hasattr(r, 'pass_elbo') else r.elbo)
 
 # %% ../nbs/13_svi.ipynb #0355476a
 def adjusted_rand_index(a, # labels, shape (N,)
