@@ -323,6 +323,10 @@ def sphinx(st: Path, out: Path, doctrees: Path, strict: bool) -> int:
                 raise SystemExit(f"build: refusing to wipe {d}: it does not look like a Sphinx output directory")
             shutil.rmtree(d)                      # a fresh build: no stale pages from renamed notebooks
     os.environ['NGVI_DOCS_STAGE'] = str(st)       # conf.py reads it (static files live in the stage)
+    # myst-nb's notebook outputs go next to the doctrees (an ignored scratch folder), not to <out>/../jupyter_execute
+    nb_out = doctrees.parent/'jupyter_execute'
+    if nb_out.exists(): shutil.rmtree(nb_out)     # no stale images from renamed notebooks
+    os.environ['NGVI_DOCS_NB_OUTPUTS'] = str(nb_out)
     args = ['-b', 'html', '-q', '-c', str(DOCS), '-d', str(doctrees), str(st), str(out)]
     if strict: args[:0] = ['-W', '--keep-going']
     from sphinx.cmd.build import build_main
@@ -359,6 +363,10 @@ def main(argv=None) -> int:
     stems = stage(nbl, procd, nbs, st.resolve(), a.allow_missing_index)
     stage_mathjax(st.resolve()/'_mathjax')
     rc = sphinx(st.resolve(), out, dt.resolve(), a.strict)
+    stray = out.parent/'jupyter_execute'
+    if stray.exists() and stray.stat().st_mtime >= t0:
+        print(f"build: myst-nb wrote {stray} (outside the scratch folder); see NB_OUTPUTS in docs/conf.py", file=sys.stderr)
+        rc = rc or 1
     hits = cdn_grep(out) if out.exists() else []
     for h in hits: print('CDN URL in output:', h, file=sys.stderr)
     print(f"docs: {len(stems)} pages ({', '.join(stems)}) -> {out}  "

@@ -5,6 +5,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 _ini = configparser.ConfigParser(); _ini.read(DOCS.parent/'settings.ini'); _s = _ini['DEFAULT']
 STAGE = Path(os.environ.get('NGVI_DOCS_STAGE', DOCS/'_stage'))
+# myst-nb writes notebook outputs (images) to <outdir>/../jupyter_execute, which for _docs/ is the repository root;
+# setup() below moves them into the (ignored) scratch folder docs/build.py passes, docs/_build/ by default
+NB_OUTPUTS = Path(os.environ.get('NGVI_DOCS_NB_OUTPUTS', DOCS/'_build'/'jupyter_execute'))
 
 project = _s.get('lib_name', 'ngvi_lit')
 author = _s.get('author', '')
@@ -47,3 +50,13 @@ mathjax3_config = {
     'tex': {'tags': 'ams', 'processEscapes': True, 'packages': {'[-]': ['noerrors', 'noundefined']}},
     'svg': {'fontCache': 'global'},
 }
+
+
+def _nb_outputs_in_build(app):
+    "Point myst-nb's output folder at NB_OUTPUTS (myst-nb sets it from the outdir in its own builder-inited handler)."
+    cfg = getattr(app.env, 'mystnb_config', None)
+    if cfg is not None: app.env.mystnb_config = cfg.copy(output_folder=str(NB_OUTPUTS))
+
+
+def setup(app):
+    app.connect('builder-inited', _nb_outputs_in_build, priority=900)   # after myst-nb's handler (priority 500)
