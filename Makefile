@@ -12,7 +12,7 @@ NBDEV_WORKERS ?= 2
 # one BLAS thread per test worker: 2 workers x multithreaded BLAS oversubscribe 2 cores
 TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help demo test test-slow sync-check export clean-nbs nbtest pytest docs docs-check readme lab bench bench-quick dist clean
+.PHONY: help demo test test-coretypes test-slow sync-check export clean-nbs nbtest pytest docs docs-check readme lab bench bench-quick dist clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -58,6 +58,24 @@ pytest: $(DEV_STAMP)  ## run tests/ (skips tests marked slow)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m "not slow" tests
 
 test: sync-check nbtest pytest  ## everything CI asserts, fast subset
+
+# OpenBLAS kernels round differently (SkylakeX: AVX-512, Haswell: AVX2); tests must hold under each. A core type the
+# CPU lacks is skipped, and said. The name OpenBLAS reports is printed, to show the variable took effect.
+CORETYPES ?= Haswell SkylakeX
+CORENAME := import ctypes, glob, os, numpy; libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), '..', \
+  'numpy.libs', '*openblas*.so*')); L = ctypes.CDLL(libs[0]) if libs else None; \
+  f = next((getattr(L, n) for n in ('scipy_openblas_get_corename64_', 'openblas_get_corename64_', \
+  'openblas_get_corename') if L is not None and hasattr(L, n)), None); \
+  f is not None and setattr(f, 'restype', ctypes.c_char_p); print(f().decode() if f else 'unknown')
+test-coretypes: $(DEV_STAMP)  ## pytest (not slow) once per OpenBLAS core type the CPU supports (Haswell: avx2, SkylakeX: avx512f)
+	@flags=" $$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "; \
+	for ct in $(CORETYPES); do \
+	  case $$ct in SkylakeX) need=avx512f;; Haswell) need=avx2;; *) need=;; esac; \
+	  if [ -n "$$need" ] && [[ "$$flags" != *" $$need "* ]]; then \
+	    echo "== OPENBLAS_CORETYPE=$$ct skipped: this CPU lacks $$need (or has no /proc/cpuinfo)"; continue; fi; \
+	  echo "== OPENBLAS_CORETYPE=$$ct (OpenBLAS core: $$(OPENBLAS_CORETYPE=$$ct $(BIN)/python -c "$(CORENAME)"))"; \
+	  OPENBLAS_CORETYPE=$$ct $(TEST_ENV) $(BIN)/python -m pytest -q -m "not slow" tests || exit 1; \
+	done
 
 test-slow: $(DEV_STAMP)  ## everything, slow cells and slow tests included
 	$(MAKE) sync-check
