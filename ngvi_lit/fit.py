@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_fit.ipynb #9cc68dae
 from __future__ import annotations
-import hashlib, json, os, sys, tempfile, time, warnings, zipfile
+import hashlib, inspect, json, os, sys, tempfile, time, warnings, zipfile
 from typing import Callable
 import numpy as np
 from .checks import check_rng, check_int
@@ -39,7 +39,7 @@ class FitResult:
     n_invalid = property(lambda self: int(self.history['n_invalid'].sum()), doc="proposals that failed a Cholesky factorisation")
     rows_seen = property(lambda self: int(self.history['rows'][-1]) if self.nit else 0, doc="data rows touched (0 when the model has no rows)")
     def __repr__(self):
-        return (f"FitResult(method={self.method!r}, status={self.status!r}, nit={self.nit}, elbo={self.elbo:.6g}, "
+        return (f"{type(self).__name__}(method={self.method!r}, status={self.status!r}, nit={self.nit}, elbo={self.elbo:.6g}, "
                 f"wall_time={self.wall_time:.3g}s, n_rejected={self.n_rejected}, n_invalid={self.n_invalid})\n  message: {self.message}")
 
 _BUILTIN = {'ngvi': NGVI, 'adam': AdamVI, 'blr': BLR}
@@ -167,7 +167,8 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
             avg = PolyakAverage(int(d['avg']['avg_start'])).load(d['avg'], type(algo.q_of(state)))
     else:
         algo = _algorithm('ngvi' if method is None else method, options)
-        with np.errstate(all='ignore'): state = algo.init(model, q0)
+        with np.errstate(all='ignore'):       # an algorithm whose init takes `rng` (random restarts, seeding) gets the run's
+            state = algo.init(model, q0, rng) if 'rng' in inspect.signature(algo.init).parameters else algo.init(model, q0)
     mname = getattr(algo, 'name', type(algo).__name__)
     if save is not None: _check_saveable(algo)
     nit = len(hist['elbo']); rows = hist['rows'][-1] if nit else 0

@@ -139,6 +139,7 @@ def backtracking_step(q: MvNormal,
                       shrink: float=.5,      # factor after a rejection
                       max_backoff: int=40,   # proposals tried
                       tol: float=1e-12,      # accept if elbo_new >= elbo - tol * (1 + |elbo|)
+                      mean_fallback: bool=True,  # rule 'auto': try the mean-only Newton step when the joint step fails
                      ) -> BacktrackOutcome:
     "One NGVI step whose size is halved until the ELBO does not decrease (and the new q is valid)."
     rho = check_step_size(rho0, 'rho0')
@@ -160,7 +161,7 @@ def backtracking_step(q: MvNormal,
                 msg = 'non-finite ELBO, gradient or curvature at the proposal'
             elif ex_new.elbo >= floor: return BacktrackOutcome(q_new, ex_new, rho, n_rej, msg, n_inv)
             else: msg = f'ELBO decreased by {ex.elbo - ex_new.elbo:.3g}'
-            if rule == 'auto':
+            if rule == 'auto' and mean_fallback:
                 # The joint step failed. Its mean part alone, the Newton step m - rho H^{-1} g with S kept, is an
                 # ascent direction whenever H is positive definite; take it if it gains clearly (a gain near zero
                 # would let a stalled precision look converged), and keep halving the joint step otherwise.
@@ -257,7 +258,7 @@ class NGVI:
                  expectations: str='exact',  # 'exact' (quadrature) or 'mc'
                  n_samples: int=128,       # Monte Carlo draws per iteration
                  antithetic: bool=True,    # draw antithetic pairs (eps, -eps)
-                 momentum: float=0.,       # heavy-ball coefficient on the mean, in [0, 1)
+                 momentum='auto',          # heavy-ball coefficient on the mean in [0, 1); 'auto': 0.5 with exact expectations, else 0
                  max_backoff: int=40,      # proposals per iteration before the run stops
                 ):
         if isinstance(rho, str):
@@ -270,13 +271,16 @@ class NGVI:
         if curvature == 'stein' and expectations == 'exact': raise ValueError("`curvature`='stein' needs `expectations`='mc'")
         if isinstance(n_samples, bool) or not np.isfinite(n_samples) or int(n_samples) != n_samples or n_samples < 2 or (antithetic and n_samples % 2):
             raise ValueError(f"`n_samples` must be an integer >= 2 (even with antithetic draws); got {n_samples!r}")
-        if not (0 <= momentum < 1): raise ValueError(f"`momentum` must lie in [0, 1); got {momentum!r}")
+        if isinstance(momentum, str):
+            if momentum != 'auto': raise ValueError(f"`momentum` must be 'auto' or a number in [0, 1); got {momentum!r}")
+        elif not (0 <= momentum < 1): raise ValueError(f"`momentum` must lie in [0, 1); got {momentum!r}")
         check_int(max_backoff, 'max_backoff', low=1)
         self.options = dict(rho=rho if isinstance(rho, (str, int, float)) else 'schedule', rule=rule, curvature=curvature,
                             expectations=expectations, n_samples=int(n_samples), antithetic=bool(antithetic),
-                            momentum=float(momentum), max_backoff=int(max_backoff))
+                            momentum=momentum if isinstance(momentum, str) else float(momentum), max_backoff=int(max_backoff))
         self.rule, self.curvature, self.mc = rule, curvature, expectations == 'mc'
-        self.n, self.anti, self.beta, self.max_backoff = int(n_samples), antithetic, momentum, max_backoff
+        if momentum == 'auto': momentum = 0. if expectations == 'mc' else .5
+        self.n, self.anti, self.beta, self.max_backoff = int(n_samples), antithetic, float(momentum), max_backoff
 
     def _eps(self, rng, D):
         if not self.anti: return rng.standard_normal((self.n, D))
@@ -344,7 +348,8 @@ class NGVI:
             if not exact_ng:
                 r0 = min(rho_cap, 2 * s.rho)
                 if getattr(model, 'is_batch', False): r0 = min(r0, _BATCH_CAP(s.t))   # mini-batches: a decaying cap too
-                out = backtracking_step(q, ex, evaluate, r0, self.rule, max_backoff=self.max_backoff)
+                out = backtracking_step(q, ex, evaluate, r0, self.rule, max_backoff=self.max_backoff,
+                                        mean_fallback=self.curvature == 'hessian')
                 q_new, ex_new, rho, n_rej, msg, n_inv = out
             else: q_new, ex_new, rho, n_rej, msg, n_inv = q, None, 0., 0, '', 0
             can_switch = not (self.rule in ('auto', 'iblr') and self.curvature == 'hessian') and not self.rule.startswith('diag')
@@ -373,11 +378,14 @@ class NGVI:
         if rho == 0:
             if 'decreased' in msg and n_inv < n_rej: raise FitStall(f"no step size raises the ELBO (last: {msg})")
             raise FitFault(f"no acceptable step: {msg}")
-        if self.beta > 0 and s.t > 0:
+        if self.beta > 0 and s.t > 0 and not (getattr(model, 'is_batch', False) and self.options['momentum'] == 'auto'):
             try:
                 q_mom = MvNormal.from_precision(q_new.mean + self.beta * (q.mean - s.m_prev), q_new.prec)
-                ex_mom = self._evaluate(model, q_mom, eps) if (ex_new is not None or not self.mc) else None
-                if ex_mom is None or ex_mom.elbo >= ex_new.elbo: q_new, ex_new = q_mom, ex_mom
+                if ex_new is None and not noisy: ex_new = self._evaluate(model, q_new, eps)
+                if ex_new is None: q_new = q_mom             # noisy scheduled steps: plain heavy ball
+                else:
+                    ex_mom = self._evaluate(model, q_mom, eps)
+                    if ex_mom.elbo >= ex_new.elbo: q_new, ex_new = q_mom, ex_mom
             except ValueError: pass
         ex_info = ex_new if ex_new is not None else self._evaluate(model, q_new, eps)
         kl = q_new.kl(q)

@@ -112,8 +112,8 @@ def test_minibatch_average_and_rows_seen():
 
 def test_full_batch_of_all_rows_equals_full_batch_run():
     m = _logistic(120)
-    a = fit(m, rng=np.random.default_rng(0), rho=.5, max_iter=5, tol=1e-30)
-    b = fit(m, rng=np.random.default_rng(0), rho=.5, max_iter=5, tol=1e-30, batch_size=120)
+    a = fit(m, rng=np.random.default_rng(0), rho=.5, max_iter=5, tol=1e-30, momentum=0.)
+    b = fit(m, rng=np.random.default_rng(0), rho=.5, max_iter=5, tol=1e-30, batch_size=120, momentum=0.)
     assert np.allclose(a.q.mean, b.q.mean, rtol=1e-10, atol=1e-12) and np.allclose(a.q.prec, b.q.prec, rtol=1e-10)
 
 

@@ -53,7 +53,7 @@ def glm_problems(draw, kinds=('logistic', 'probit'), poisson_cap=None):
     return model, desc
 
 
-def _check_result(res, desc):
+def _check_result(res, desc, record=True):
     "q finite and positive definite; a known status and a non-empty message."
     q = res.q
     for name in ('mean', 'cov', 'prec', 'chol_prec'):
@@ -66,7 +66,7 @@ def _check_result(res, desc):
     assert isinstance(res.status, str) and res.status in STATUSES, f'status {res.status!r}: {desc}'
     assert isinstance(res.message, str) and res.message.strip(), f'empty message (status {res.status}): {desc}'
     assert 0 <= res.nit <= 100
-    event(f'status {res.status}')          # shown by pytest --hypothesis-show-statistics
+    if record: event(f'status {res.status}')          # shown by pytest --hypothesis-show-statistics
 
 
 def _well_posed(model) -> bool:
@@ -78,18 +78,11 @@ def _well_posed(model) -> bool:
 
 @PROPS
 @given(glm_problems(kinds=('logistic', 'probit')))
-def test_binary_q_valid_and_status_said(problem):
-    model, desc = problem
-    res = fit(model, rng=np.random.default_rng(desc['seed']))
-    _check_result(res, desc)
-
-
-@PROPS
-@given(glm_problems(kinds=('logistic', 'probit')))
-def test_binary_never_failed(problem):
+def test_binary_q_valid_status_said_and_never_failed(problem):
     "Logistic and probit ELBOs are finite everywhere: a 'failed' status would be the algorithm's fault."
     model, desc = problem
     res = fit(model, rng=np.random.default_rng(desc['seed']))
+    _check_result(res, desc)
     event(f'status {res.status}')
     assert res.status != 'failed', f'{desc}: {res.message}'
 
@@ -104,12 +97,6 @@ def test_poisson_tame_q_valid_and_never_failed(problem):
     assert res.status != 'failed', f'{desc}: {res.message}'
 
 
-_DEGENERATE_Q = ("library bug: a Poisson prior so wide that E exp(x^T z) ~ e^200 at the prior (finite) gives a first step "
-                 "with curvature ~1e150; the covariance collapses to ~1e-90 and q.prec has condition ~1e16-1e18, so q.cov "
-                 "is not positive definite in floating point (status 'stalled'). Minimal case: "
-                 "test_poisson_wide_prior_one_row_q_valid")
-
-@pytest.mark.xfail(strict=False, reason=_DEGENERATE_Q)
 @PROPS
 @given(glm_problems(kinds=('poisson',), poisson_cap=None))
 def test_poisson_any_prior_q_valid_and_status_said(problem):
@@ -119,10 +106,11 @@ def test_poisson_any_prior_q_valid_and_status_said(problem):
     _check_result(res, desc)
 
 
-@pytest.mark.xfail(strict=False, reason=_DEGENERATE_Q)
 def test_poisson_wide_prior_one_row_q_valid():
-    "The smallest case hypothesis found: one row, two features, y = 0, prior sd 5 (prior sd of x^T z is 20.6)."
+    """The smallest case hypothesis found: one row, two features, y = 0, prior sd 5 (prior sd of x^T z is 20.6).
+    It used to end with a covariance collapsed to ~1e-90 (cond 1e16-1e18, not PD in floating point): the first step
+    from the prior met a curvature of ~1e150. The default start (the better of prior and Laplace) avoids it."""
     model = PoissonRegression(np.array([[1., 4.]]), np.array([0.]), 5.)
     assert np.isfinite(model.elbo(model.prior))                 # well-posed: the ELBO at the prior is finite (-1.9e92)
     res = fit(model, rng=np.random.default_rng(0))
-    _check_result(res, dict(X=[[1., 4.]], y=[0.], prior_sd=5.))
+    _check_result(res, dict(X=[[1., 4.]], y=[0.], prior_sd=5.), record=False)
