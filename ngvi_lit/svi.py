@@ -34,7 +34,7 @@ class GMMPrior(NamedTuple):
 
     @property
     def nat_vec(self) -> np.ndarray:
-        "Natural parameters of one prior component (a row of `GMMPosterior.nat_vec`)."
+        "Natural parameters of one prior component (a row of the posterior's `nat_vec`)."
         return GMMPosterior.from_prior(self, 1).nat_vec[0]
 
 def make_prior(alpha0: float, # Dirichlet concentration per component, > 0
