@@ -11,6 +11,7 @@ from .checks import check_rng, check_int
 from .updates import NGVI, NGVIState, StepInfo, FitFault, FitStall
 from .baseline import AdamVI
 from .expfam_vi import BLR
+from .banded import BandedNGVI
 from .schedules import PolyakAverage
 from .sources import ArraySource, batch_stream
 from .diagnostics import elbo_converged, run_spread, RunSpread
@@ -42,7 +43,7 @@ class FitResult:
         return (f"{type(self).__name__}(method={self.method!r}, status={self.status!r}, nit={self.nit}, elbo={self.elbo:.6g}, "
                 f"wall_time={self.wall_time:.3g}s, n_rejected={self.n_rejected}, n_invalid={self.n_invalid})\n  message: {self.message}")
 
-_BUILTIN = {'ngvi': NGVI, 'adam': AdamVI, 'blr': BLR}
+_BUILTIN = {'ngvi': NGVI, 'adam': AdamVI, 'blr': BLR, 'banded-ngvi': BandedNGVI}
 
 def _algorithm(method, options):
     "An algorithm object from a name and options, or the object itself."
@@ -106,13 +107,15 @@ def _data_stream(model, data, batch_size, sampling, seed, t0):
     return batch_stream(data, batch_size, seed, sampling, start=t0), data.n
 
 def _fingerprint(model) -> str:
-    "A short hash of what defines the model (class, prior, data), to refuse resuming a run on another model."
+    "A short hash of what defines the model (class, prior, data, its own `fingerprint()` if any): resuming on another model is refused."
     h = hashlib.sha1(type(model).__name__.encode())
     p = getattr(model, 'prior', None)
     h.update(np.ascontiguousarray(p.nat_vec, float).tobytes() if hasattr(p, 'nat_vec') else repr(p).encode())
-    X, y = getattr(model, 'X', None), getattr(model, 'y', None)
-    if isinstance(X, np.ndarray) and isinstance(y, np.ndarray):
-        h.update(np.ascontiguousarray(X).tobytes()); h.update(np.ascontiguousarray(y).tobytes())
+    own = getattr(model, 'fingerprint', None)
+    if callable(own): h.update(str(own()).encode())          # a model may say what defines it
+    for name in ('X', 'y'):                                    # and its in-memory data always counts
+        a = getattr(model, name, None)
+        if isinstance(a, np.ndarray): h.update(name.encode()); h.update(np.ascontiguousarray(a).tobytes())
     src = getattr(model, 'source', None)
     if src is not None: h.update(f'{src.n}x{src.dim}'.encode())
     return h.hexdigest()[:16]
