@@ -6,9 +6,9 @@
 from __future__ import annotations
 from typing import Callable, NamedTuple
 import numpy as np
-import scipy.linalg as sla
 from scipy.special import logsumexp
-from .checks import check_array, check_spd
+from .checks import check_array, check_spd, check_int
+from .families import MvNormal
 
 # %% auto #0
 __all__ = ['gauss_kl', 'gauss_entropy', 'ElboEstimate', 'elbo_estimate', 'elbo_difference', 'ConvergenceCheck', 'elbo_converged',
@@ -16,23 +16,23 @@ __all__ = ['gauss_kl', 'gauss_entropy', 'ElboEstimate', 'elbo_estimate', 'elbo_d
            'importance_diagnostics']
 
 # %% ../nbs/06_diagnostics.ipynb #f80e1ce4
+def _gauss(m, cov, nm: str, nc: str, D: int|None=None) -> MvNormal:
+    "An `MvNormal` from a mean and a covariance, each checked under its argument name."
+    m = check_array(m, nm, ndim=1) if D is None else check_array(m, nm, shape=(D,))
+    C = check_array(cov, nc, shape=(m.size, m.size)); check_spd(C, nc)
+    return MvNormal(m, C)
+
 def gauss_kl(m0, cov0,   # mean (D,) and covariance (D, D) of the first Gaussian
              m1, cov1,   # mean (D,) and covariance (D, D) of the second Gaussian
             ) -> float:
-    "KL(N(m0, cov0) || N(m1, cov1)) in nats."
-    m0 = check_array(m0, 'm0', ndim=1); D = m0.size
-    m1 = check_array(m1, 'm1', shape=(D,))
-    L0 = check_spd(check_array(cov0, 'cov0', shape=(D, D)), 'cov0')
-    L1 = check_spd(check_array(cov1, 'cov1', shape=(D, D)), 'cov1')
-    A = sla.solve_triangular(L1, L0, lower=True)          # L1^{-1} L0
-    b = sla.solve_triangular(L1, m1 - m0, lower=True)
-    logdet = 2 * (np.log(np.diag(L1)).sum() - np.log(np.diag(L0)).sum())
-    return float(.5 * ((A * A).sum() + b @ b - D + logdet))
+    "KL(N(m0, cov0) || N(m1, cov1)) in nats: `MvNormal.kl` on arrays."
+    q0 = _gauss(m0, cov0, 'm0', 'cov0')
+    return float(q0.kl(_gauss(m1, cov1, 'm1', 'cov1', q0.dim)))
 
 def gauss_entropy(cov) -> float:
-    "Entropy of N(m, cov) in nats: D/2 log(2 pi e) + log det(cov)/2."
-    L = check_spd(cov, 'cov')
-    return float(.5 * L.shape[0] * np.log(2 * np.pi * np.e) + np.log(np.diag(L)).sum())
+    "Entropy of N(m, cov) in nats, D/2 log(2 pi e) + log det(cov)/2: `MvNormal.entropy` on a covariance."
+    C = check_array(cov, 'cov', ndim=2); check_spd(C, 'cov')
+    return float(MvNormal(np.zeros(C.shape[0]), C).entropy())
 
 # %% ../nbs/06_diagnostics.ipynb #da7f2394
 class ElboEstimate(NamedTuple):
@@ -89,7 +89,7 @@ def elbo_converged(elbos,              # ELBO estimates per iteration, shape (T,
     "Is the ELBO change between the last two windows within `k` of its own standard error?"
     e = check_array(elbos, 'elbos', ndim=1)
     se = np.zeros_like(e) if stderrs is None else check_array(stderrs, 'stderrs', shape=e.shape)
-    if int(window) != window or window < 2: raise ValueError(f"`window` must be an integer >= 2; got {window!r}")
+    window = check_int(window, 'window', low=2)
     if not k > 0: raise ValueError(f"`k` must be > 0; got {k!r}")
     if e.size < 2 * window:
         return ConvergenceCheck(False, float('nan'), float('nan'), float('nan'))

@@ -32,6 +32,14 @@ def test_gauss_entropy_closed_form():
     assert gauss_entropy(c) == pytest.approx(1.5 * np.log(2 * np.pi * np.e) + np.log(6.))
 
 
+def test_gauss_helpers_are_mvnormal_on_arrays():
+    from ngvi_lit.families import MvNormal
+    rng = np.random.default_rng(5)
+    (m0, c0), (m1, c1) = random_gauss(rng, 4), random_gauss(rng, 4)
+    assert gauss_kl(m0, c0, m1, c1) == MvNormal(m0, c0).kl(MvNormal(m1, c1))
+    assert gauss_entropy(c0) == MvNormal(m0, c0).entropy()
+
+
 @pytest.mark.parametrize('use_entropy', [False, True])
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_elbo_estimate_unbiased(use_entropy, seed):
