@@ -6,8 +6,7 @@
 from __future__ import annotations
 from typing import Callable, NamedTuple
 import numpy as np
-import scipy.linalg as sla
-from .checks import check_array, check_step_size, check_rng
+from .checks import check_array, check_step_size, check_rng, check_int
 from .families import MvNormal
 from .quadrature import glm_likelihood
 from .models import GLM
@@ -15,7 +14,7 @@ from .updates import ngvi_gaussian_step, StepInfo, FitFault
 from .schedules import constant, robbins_monro, warmup, growing_batch, as_schedule
 from .fit import fit
 from .sources import ArraySource, MemmapSource, ChunkSource, batch_stream, limit_blas_threads
-from .sources import _check_batch_size, _check_pos_int, _few
+from .sources import _few
 
 # %% auto #0
 __all__ = ['glm_batch_grad_hess', 'glm_example_terms', 'glm_elbo', 'MinibatchNGVI', 'MinibatchResult', 'minibatch_ngvi',
@@ -31,32 +30,27 @@ def glm_batch_grad_hess(q: MvNormal,      # the current Gaussian q
                         prior: MvNormal,  # Gaussian prior on z
                         likelihood='gaussian',  # a `quadrature.Lik1D` or its name ('logistic', 'gaussian', ...)
                        ) -> tuple:
-    "Unbiased batch estimates of $(\\mathbb E_q[\\nabla\\bar\\ell], \\mathbb E_q[\\nabla^2\\bar\\ell])$, data terms scaled by $N/|B|$."
+    "Unbiased batch estimates of $(\\mathbb E_q[\\nabla\\bar\\ell], \\mathbb E_q[\\nabla^2\\bar\\ell])$, data terms scaled by $N/|B|$: the GLM's batch view."
     Xb = check_array(Xb, 'Xb', shape=(None, q.dim)); yb = check_array(yb, 'yb', shape=(Xb.shape[0],))
-    scale = n_total / Xb.shape[0]
-    V = sla.solve_triangular(q.chol_prec, Xb.T, lower=True, check_finite=False)   # columns L^{-1} x_i
-    _, e1, e2 = _lik(likelihood).expect(yb, Xb @ q.mean, np.sqrt((V * V).sum(0)))
-    g = prior.prec @ (q.mean - prior.mean) - scale * (Xb.T @ e1)
-    H = prior.prec - scale * ((Xb.T * e2) @ Xb)
-    return g, H
+    return GLM(Xb, yb, prior, _lik(likelihood)).on_batch(Xb, yb, n_total).expected_grad_hess(q)
 
 def glm_example_terms(q: MvNormal, X, y, likelihood='gaussian') -> tuple:
     "Per-example gradients (N, D) and Hessians (N, D, D) of $-\\mathbb E_q[\\log p(y_i\\mid z)]$ (small N only)."
     X = check_array(X, 'X', shape=(None, q.dim)); y = check_array(y, 'y', shape=(X.shape[0],))
-    V = sla.solve_triangular(q.chol_prec, X.T, lower=True)
-    _, e1, e2 = _lik(likelihood).expect(y, X @ q.mean, np.sqrt((V * V).sum(0)))
+    model = GLM(X, y, q, _lik(likelihood))                  # the prior plays no part in per-row terms
+    _, e1, e2 = model.lik.expect(y, *model.eta_moments(q))
     return -e1[:, None] * X, -e2[:, None, None] * X[:, :, None] * X[:, None, :]
 
-def glm_elbo(q: MvNormal, source, prior: MvNormal, likelihood='gaussian', batch_size: int=65536) -> float:
-    "The exact ELBO $\\mathbb E_q[\\log p(y, z)] + \\mathcal H[q]$ of a GLM, streamed over `source` (1-D quadrature per row)."
-    lik, ef = _lik(likelihood), 0.
-    for Xb, yb in source.batches(batch_size):
-        V = sla.solve_triangular(q.chol_prec, np.asarray(Xb, float).T, lower=True, check_finite=False)
-        ef += lik.expect(yb, Xb @ q.mean, np.sqrt((V * V).sum(0)))[0].sum()
-    d = q.mean - prior.mean
-    tr = np.sum(sla.solve_triangular(q.chol_prec, prior.chol_prec, lower=True)**2)   # tr(S0 Sigma)
-    elp = -0.5 * (d @ prior.prec @ d + tr) + 0.5 * prior.logdet_prec() - 0.5 * q.dim * np.log(2 * np.pi)
-    return float(ef + elp + q.entropy())
+class _Chunked:
+    "`source` read `rows` rows at a time whatever batch size is asked for (bounds the memory of an exact pass)."
+    def __init__(self, source, rows: int): self.source, self.rows, self.n, self.dim = source, rows, source.n, source.dim
+    def batches(self, batch_size, rng=None, drop_last=False): return self.source.batches(self.rows, rng, drop_last)
+
+def glm_elbo(q: MvNormal, source, prior: MvNormal, likelihood='gaussian',
+             batch_size: int=65536,   # rows read at a time (memory O(batch_size * D))
+            ) -> float:
+    "The exact ELBO $\\mathbb E_q[\\log p(y\\mid z)] - \\mathrm{KL}(q\\,\\|\\,p)$ of a GLM streamed over `source` (1-D quadrature per row)."
+    return GLM(_Chunked(source, check_int(batch_size, 'batch_size', low=1)), None, prior, _lik(likelihood)).elbo(q)
 
 # %% ../nbs/12_minibatch.ipynb #ce1fd468
 class _MBState(NamedTuple):
@@ -84,7 +78,7 @@ class MinibatchNGVI:
     def _terms(self, view, q, t):
         ex = view.expectations(q)
         if not (np.all(np.isfinite(ex.grad)) and np.all(np.isfinite(ex.hess))):
-            _check_batch_terms(t, ex.grad, ex.hess, q, view.X, view.y, view.lik)
+            _check_batch_terms(t, ex.grad, ex.hess, q, view)
         return ex
 
     def step(self, model, s: _MBState, rng) -> tuple:
@@ -126,11 +120,11 @@ def _check_rho(r, t: int) -> float:
         raise ValueError(f"`rho` schedule returned {r!r} at step t={t}; step sizes must lie in (0, 1]")
     return v
 
-def _check_batch_terms(t, g, H, q, Xb, yb, lik):
-    "Stop with a ValueError when a batch's gradient or curvature is not finite, naming the rows that made it so."
+def _check_batch_terms(t, g, H, q, view):
+    "Stop with a ValueError when a batch's gradient or curvature is not finite, naming the rows of the batch `view` that made it so."
     if np.all(np.isfinite(g)) and np.all(np.isfinite(H)): return
-    V = sla.solve_triangular(q.chol_prec, Xb.T, lower=True, check_finite=False)
-    with np.errstate(all='ignore'): _, e1, e2 = lik.expect(yb, Xb @ q.mean, np.sqrt((V * V).sum(0)))
+    yb = view.y
+    with np.errstate(all='ignore'): _, e1, e2 = view.lik.expect(yb, *view.eta_moments(q))
     bad = np.flatnonzero(~(np.isfinite(e1) & np.isfinite(e2)))
     where = (f"row(s) {_few(bad)} of the batch (positions within the batch; their y = {np.round(yb[bad][:5], 4).tolist()})"
              if len(bad) else "no single row: the batch sum overflowed")
@@ -166,8 +160,8 @@ def minibatch_ngvi(source,                      # an `ArraySource`, `MemmapSourc
     rng = check_rng(rng)
     batch_stream(source, batch_size, 0, sampling)                # checks `source`, `batch_size`, `sampling` now
     if q0.dim != prior.dim or q0.dim != source.dim: raise ValueError(f"`q0`, `prior` and `source` dimensions differ: {q0.dim}, {prior.dim}, {source.dim}")
-    record_every = _check_pos_int(record_every, 'record_every')
-    n_steps = _check_pos_int(n_steps, 'n_steps')
+    record_every = check_int(record_every, 'record_every', low=1)
+    n_steps = check_int(n_steps, 'n_steps', low=1)
     algo = MinibatchNGVI(rho, beta, independent_curvature)
     hist = []
     def cb(r):
@@ -189,7 +183,7 @@ def predicted_stationary_bias(G,                 # per-example gradients of -E_q
     "Leading-order stationary bias of constant-step mini-batch NGVI: mean, covariance and ELBO (delta method)."
     G = check_array(G, 'G', ndim=2); N, D = G.shape
     Hs = check_array(Hs, 'Hs', shape=(N, D, D)); Sig = check_array(cov, 'cov', shape=(D, D))
-    rho = check_step_size(rho); B = _check_batch_size(batch_size, N)
+    rho = check_step_size(rho); B = min(check_int(batch_size, 'batch_size', low=1), N)
     c = rho / (2 - rho) * N**2 / B * ((N - B) / (N - 1) if N > 1 else 0.)
     Gc, Hc = G - G.mean(0), Hs - Hs.mean(0)
     HS = Hc @ Sig                                             # (N, D, D): Hc_i Sigma

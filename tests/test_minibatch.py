@@ -66,6 +66,20 @@ def test_example_terms_sum_to_full_batch():
     np.testing.assert_allclose(Hs.sum(0) + prior.prec, H, rtol=1e-10)
 
 
+def test_glm_helpers_are_the_models_own_code():
+    from ngvi_lit.models import GLM
+    from ngvi_lit.quadrature import glm_likelihood
+    X, _, y_log, prior = _problem()
+    q = MvNormal(np.ones(4) * .1, np.eye(4) * .05)
+    m = GLM(X, y_log, prior, glm_likelihood('logistic'))
+    g, H = glm_batch_grad_hess(q, X[:40], y_log[:40], len(y_log), prior, 'logistic')
+    g2, H2 = m.on_batch(X[:40], y_log[:40], len(y_log)).expected_grad_hess(q)
+    assert np.array_equal(g, g2) and np.array_equal(H, H2)
+    for b in (37, 65536):
+        assert abs(glm_elbo(q, ArraySource(X, y_log), prior, 'logistic', batch_size=b) - m.elbo(q)) < 1e-12 * abs(m.elbo(q))
+    with pytest.raises(ValueError, match='`batch_size`'): glm_elbo(q, ArraySource(X, y_log), prior, 'logistic', batch_size=0)
+
+
 def test_full_batch_rho_one_is_exact_and_elbo_matches_kl():
     X, y_lin, _, prior = _problem()
     post = LinearRegression(X, y_lin, 1.0, prior).exact_posterior()
