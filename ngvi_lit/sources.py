@@ -8,21 +8,15 @@ import mmap
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from .checks import check_rng
+from .checks import check_rng, check_int
 
 # %% auto #0
 __all__ = ['ArraySource', 'MemmapSource', 'ChunkSource', 'batch_stream', 'limit_blas_threads']
 
 # %% ../nbs/06a_sources.ipynb #1e39db80
-def _check_pos_int(v, name: str) -> int:
-    "`v` as a positive int, else a ValueError naming `name` (bools, floats and 0 are refused)."
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"`{name}` must be a positive integer; got {v!r}")
-    return int(v)
-
 def _check_batch_size(b, n):
-    "A positive integer batch size, capped at the `n` rows there are."
-    return min(_check_pos_int(b, 'batch_size'), int(n))
+    "A positive integer batch size (`checks.check_int`), capped at the `n` rows there are."
+    return min(check_int(b, 'batch_size', low=1), int(n))
 
 def _check_real(a, what: str):
     "Refuse masked, complex and non-numeric arrays; `what` names the argument in the message (e.g. '`X`')."
@@ -163,7 +157,7 @@ class MemmapSource(ArraySource):
         if len(self.y) != len(self.X):
             raise ValueError(f"`path_y`: {path_y} holds {len(self.y)} targets but `path_X` ({path_X}) holds {len(self.X)} rows")
         self._names = (f"`path_X` ({path_X})", f"`path_y` ({path_y})")
-        self.chunk_rows = min(_check_pos_int(chunk_rows, 'chunk_rows'), self.n)
+        self.chunk_rows = min(check_int(chunk_rows, 'chunk_rows', low=1), self.n)
 
     def _chunks(self, rng):
         c = self.chunk_rows
@@ -190,7 +184,7 @@ class ChunkSource:
                  dim: int,          # number of columns D
                 ):
         if not callable(chunks): raise TypeError(f"`chunks` must be a callable returning an iterator; got {type(chunks).__name__}")
-        self.chunks, self.n, self.dim = chunks, _check_pos_int(n, 'n'), _check_pos_int(dim, 'dim')
+        self.chunks, self.n, self.dim = chunks, check_int(n, 'n', low=1), check_int(dim, 'dim', low=1)
 
     def _pieces(self):
         "The stream's pieces as float arrays, each checked (shape, dtype, finiteness) with its rows in the full data."
@@ -221,11 +215,10 @@ def _batch_sizes(batch_size) -> Callable:
     if callable(batch_size):
         def bs(t):
             b = batch_size(t)
-            if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or b < 1:
-                raise ValueError(f"`batch_size` schedule returned {b!r} at step t={t}; it must return positive integers")
-            return int(b)
+            try: return check_int(b, 'batch_size', low=1)
+            except ValueError: raise ValueError(f"`batch_size` schedule returned {b!r} at step t={t}; it must return positive integers") from None
         return bs
-    b = _check_pos_int(batch_size, 'batch_size')
+    b = check_int(batch_size, 'batch_size', low=1)
     return lambda t: b
 
 def _endless(source, bs, seed, sampling, start):
@@ -261,8 +254,7 @@ def batch_stream(source,                   # a data source: `n`, `batches(b, rng
         raise ValueError(f"`source` must be a data source with `n` and `batches` (ArraySource, MemmapSource, ChunkSource); got {type(source).__name__}")
     if sampling == 'iid' and not hasattr(source, 'take'):
         raise ValueError(f"`sampling`='iid' needs a source with random access (`take`); {type(source).__name__} has none: use sampling='epochs'")
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0: raise ValueError(f"`start` must be a non-negative integer; got {start!r}")
-    return _endless(source, _batch_sizes(batch_size), seed, sampling, int(start))
+    return _endless(source, _batch_sizes(batch_size), seed, sampling, check_int(start, 'start', low=0))
 
 
 # %% ../nbs/06a_sources.ipynb #edf2563a

@@ -186,7 +186,7 @@ def test_nan_in_chunk_source_names_piece_and_row():
 
 @pytest.mark.parametrize('n, dim, name', [(0, 3, 'n'), (2.5, 3, 'n'), (-1, 3, 'n'), (10, 0, 'dim'), (10, 2.5, 'dim'), (10, None, 'dim')])
 def test_chunk_source_names_n_and_dim(n, dim, name):
-    with pytest.raises(ValueError, match=rf'^`{name}` must be a positive integer') as e:
+    with pytest.raises(ValueError, match=rf'^`{name}` must be an integer >= 1') as e:
         ChunkSource(lambda: iter(()), n, dim)
     assert 'batch_size' not in str(e.value)
 
