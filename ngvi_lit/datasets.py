@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .checks import check_array
+from .checks import check_array, check_rng
 
 # %% auto #0
-__all__ = ['Dataset', 'load_csv', 'load_diabetes', 'load_breast_cancer']
+__all__ = ['Dataset', 'load_csv', 'load_diabetes', 'load_breast_cancer', 'load_iris', 'synthetic_mixture']
 
 # %% ../nbs/14_datasets.ipynb #7c40a491
 @dataclass(frozen=True)
@@ -67,3 +67,19 @@ def load_diabetes() -> Dataset:
 def load_breast_cancer() -> Dataset:
     "The Wisconsin diagnostic breast cancer data (569 x 30, raw features, target 1 = malignant)."
     return load_csv(_data_path('breast_cancer.csv'), 'malignant')
+
+def load_iris() -> Dataset:
+    "Fisher's iris data (150 x 4 measurements in cm; target `species` 0/1/2), shipped with the package."
+    return load_csv(_data_path('iris.csv'), 'species')
+
+# %% ../nbs/14_datasets.ipynb #6a7e3b14
+def synthetic_mixture(rng: np.random.Generator, # randomness
+                      N: int=3000,              # number of points
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Three well-separated 2-D Gaussians (weights 0.5/0.3/0.2): returns X (N, 2), labels (N,), true means (3, 2)."
+    rng = check_rng(rng)
+    means = np.array([[0.0, 0.0], [6.0, 1.0], [1.0, 6.0]])
+    covs = np.array([[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 1.5]], [[1.2, -0.5], [-0.5, 0.6]]])
+    z = rng.choice(3, N, p=[0.5, 0.3, 0.2])
+    X = means[z] + np.einsum('nij,nj->ni', np.linalg.cholesky(covs)[z], rng.normal(size=(N, 2)))
+    return X, z, means

@@ -5,13 +5,12 @@
 # %% ../nbs/13_svi.ipynb #7d9cb201
 from __future__ import annotations
 import copy
-from pathlib import Path
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
 from scipy.special import gammaln, logsumexp
 from .checks import check_array, check_int, check_rng, check_spd, check_step_size
-from .datasets import Dataset, load_csv
+from .datasets import load_iris, synthetic_mixture   # re-exported: `from ngvi_lit.svi import load_iris` still works
 from .families import Dirichlet, Wishart, nat_coords_to_sym, sym_to_nat_coords
 from .schedules import as_schedule, robbins_monro
 from .updates import FitFault, StepInfo
@@ -21,7 +20,7 @@ from .fit import FitResult, fit
 __all__ = ['GMMPrior', 'make_prior', 'default_prior', 'GMMPosterior', 'expected_log_pi', 'expected_logdet', 'expected_quad',
            'log_resp_unnorm', 'local_step', 'suff_stats', 'intermediate', 'svi_step', 'cavi_sweep', 'kl_factors',
            'kl_global', 'elbo', 'predictive_logpdf', 'init_posterior', 'GaussianMixture', 'SVIState', 'SVI',
-           'SVIResult', 'fit_svi', 'fit_cavi', 'fit_restarts', 'adjusted_rand_index', 'synthetic_mixture', 'load_iris']
+           'SVIResult', 'fit_svi', 'fit_cavi', 'fit_restarts', 'adjusted_rand_index']
 
 # %% ../nbs/13_svi.ipynb #a3bd7601
 class GMMPrior(NamedTuple):
@@ -509,21 +508,3 @@ def adjusted_rand_index(a, # labels, shape (N,)
     exp = sa * sb / c2(len(a)) if len(a) > 1 else 0.0
     den = (sa + sb) / 2 - exp
     return 1.0 if den == 0 else float((s - exp) / den)
-
-# %% ../nbs/13_svi.ipynb #66160df4
-def synthetic_mixture(rng: np.random.Generator, # randomness
-                      N: int=3000,              # number of points
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Three well-separated 2-D Gaussians (weights 0.5/0.3/0.2): returns X (N, 2), labels (N,), true means (3, 2)."
-    rng = check_rng(rng)
-    means = np.array([[0.0, 0.0], [6.0, 1.0], [1.0, 6.0]])
-    covs = np.array([[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 1.5]], [[1.2, -0.5], [-0.5, 0.6]]])
-    z = rng.choice(3, N, p=[0.5, 0.3, 0.2])
-    X = means[z] + np.einsum('nij,nj->ni', np.linalg.cholesky(covs)[z], rng.normal(size=(N, 2)))
-    return X, z, means
-
-# %% ../nbs/13_svi.ipynb #310e3a71
-def load_iris() -> Dataset:
-    "Fisher's iris data (150 x 4 measurements in cm; target `species` 0/1/2), shipped with the package."
-    import ngvi_lit
-    return load_csv(Path(ngvi_lit.__file__).resolve().parent / 'data' / 'iris.csv', 'species')

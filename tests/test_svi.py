@@ -5,8 +5,9 @@ import pytest
 from ngvi_lit.fit import FitResult, fit
 from ngvi_lit.sources import ArraySource, limit_blas_threads
 from ngvi_lit.svi import (SVI, GaussianMixture, GMMPosterior, SVIState, adjusted_rand_index, cavi_sweep, default_prior,
-                          elbo, fit_cavi, fit_restarts, fit_svi, init_posterior, kl_factors, kl_global, load_iris,
-                          local_step, make_prior, predictive_logpdf, svi_step, synthetic_mixture)
+                          elbo, fit_cavi, fit_restarts, fit_svi, init_posterior, kl_factors, kl_global,
+                          local_step, make_prior, predictive_logpdf, svi_step)
+from ngvi_lit.datasets import load_iris, synthetic_mixture
 
 limit_blas_threads(1)   # tiny matrices: threaded BLAS only adds overhead (10x on a loaded 2-core machine)
 
