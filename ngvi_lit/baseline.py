@@ -4,11 +4,9 @@
 
 # %% ../nbs/10_baseline.ipynb #73511580
 from __future__ import annotations
-import time
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
-from .checks import check_array, check_rng, check_step_size
 from .families import MvNormal
 from .models import GLM
 from .updates import StepInfo, FitFault

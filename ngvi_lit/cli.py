@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cli.ipynb #7e5ffd65
 from __future__ import annotations
-import argparse, os, sys, time
+import argparse, sys, time
 from pathlib import Path
 import numpy as np
 from .families import MvNormal

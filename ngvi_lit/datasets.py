@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_datasets.ipynb #a0ef6365
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from .checks import check_array, check_rng

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_diagnostics.ipynb #573ce017
 from __future__ import annotations
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 from .checks import check_array, check_spd, check_int

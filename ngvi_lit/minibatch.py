@@ -11,7 +11,7 @@ from .families import MvNormal
 from .quadrature import glm_likelihood
 from .models import GLM
 from .updates import ngvi_gaussian_step, StepInfo, FitFault
-from .schedules import constant, robbins_monro, warmup, growing_batch, as_schedule
+from .schedules import constant, robbins_monro, warmup, growing_batch   # the last three re-exported for callers
 from .fit import fit
 from .sources import ArraySource, MemmapSource, ChunkSource, batch_stream, limit_blas_threads
 from .sources import _few

@@ -9,9 +9,9 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
 import scipy.special as sc
-from .checks import check_array, check_spd, check_rng
+from .checks import check_array, check_spd
 from .families import MvNormal
-from .quadrature import Lik1D, glm_likelihood, gauss_expect, expect_logistic, expect_poisson
+from .quadrature import Lik1D, glm_likelihood, gauss_expect
 from .estimators import fisher_weight
 
 # %% auto #0
