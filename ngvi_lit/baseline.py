@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
+from .checks import check_int
 from .families import MvNormal
 from .models import GLM
 from .updates import StepInfo, FitFault
@@ -37,8 +38,8 @@ class AdamVI:
         for v, nm in ((lr, 'lr'), (beta1, 'beta1'), (beta2, 'beta2'), (eps, 'eps')):
             if not (np.isfinite(v) and v > 0): raise ValueError(f"`{nm}` must be finite and > 0; got {v!r}")
         if not (beta1 < 1 and beta2 < 1): raise ValueError("`beta1` and `beta2` must be < 1")
-        if int(n_samples) != n_samples or n_samples < 1: raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}")
-        self.lr, self.n, self.b1, self.b2, self.eps = float(lr), int(n_samples), beta1, beta2, eps
+        n_samples = check_int(n_samples, 'n_samples', low=1)
+        self.lr, self.n, self.b1, self.b2, self.eps = float(lr), n_samples, beta1, beta2, eps
         self.options = dict(lr=float(lr), n_samples=int(n_samples), beta1=beta1, beta2=beta2, eps=eps)
 
     def init(self, model, q0: MvNormal|None=None) -> AdamState:
