@@ -99,6 +99,29 @@ def test_generic_rule_logistic_matches_special_rule():
     assert rel_err(a, b) < 1e-10
 
 
+GENERIC_CASES = {  # integrand, split (its transition), scale (the transition's width)
+    'log sigmoid': (lambda t: -np.logaddexp(0., -t), 0., 1.),
+    'sigmoid': (sc.expit, 0., 1.),
+    'softplus(t - 3)': (lambda t: np.logaddexp(0., t - 3.), 3., 1.),
+    '|t + 2|': (lambda t: np.abs(t + 2.), -2., 1.),
+    'relu(t)^2': (lambda t: np.maximum(t, 0.) ** 2, 0., 1.),
+    'tanh(t / 5)': (lambda t: np.tanh(t / 5.), 0., 5.),
+    'log cosh t': (lambda t: np.logaddexp(t, -t) - np.log(2.), 0., 1.),
+    'exp(-t^2 / 8)': (lambda t: np.exp(-t * t / 8.), 0., 2.),
+}
+
+
+@pytest.mark.parametrize('case', list(GENERIC_CASES))
+@pytest.mark.parametrize('rowwise', [True, False])
+def test_gauss_expect_direct_against_quad(case, rowwise):
+    "The general rule itself (not through expect_logistic) against quad, smooth and kinked f, over a (mean, sd) grid."
+    f, c, w = GENERIC_CASES[case]
+    M, S = [a.ravel() for a in np.meshgrid(np.linspace(-50, 50, 11), np.logspace(-3, 2, 11), indexing='ij')]
+    got = gauss_expect(f, M, S, split=c, scale=w, rowwise=rowwise)
+    ref = np.array([quad_ref(f, m, s, c) for m, s in zip(M, S)])
+    assert rel_err(got, ref) < 1e-12
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['logistic', 'probit'])
 def test_against_quad_big_sweep(name):
