@@ -200,7 +200,7 @@ class GLM(Model):
         with np.errstate(over='ignore', invalid='ignore'):
             ef, e1, e2 = self._expect_1d(mu, sd)
             if curvature == 'ggn': e2 = -gauss_expect(self._fisher, mu, sd, rowwise=False)
-        return ef, X.T @ e1, (X * e2[:, None]).T @ X
+            return ef, X.T @ e1, (X * e2[:, None]).T @ X      # overflow shows up as inf/nan: callers check
 
     def _exact(self, q, curvature, gp, Hp):
         kl = self.kl_prior(q)

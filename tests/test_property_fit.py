@@ -5,6 +5,7 @@ Hypothesis draws the shape of a problem (kind, N, D, per-column feature scales o
 separable labels or not) and a seed; numpy draws the arrays from that seed (cheaper than drawing arrays in hypothesis).
 The larger version of these runs is the soak benchmark, bench/bench_soak.py.
 """
+import os
 import numpy as np
 import pytest
 from hypothesis import event, given, settings, strategies as st, HealthCheck, Phase
@@ -14,7 +15,8 @@ from ngvi_lit.fit import fit
 
 STATUSES = {'converged', 'max_iter', 'failed', 'stalled'}
 # no 'explain' phase: it re-runs a failing case many times, and the failure message already describes the problem
-PROPS = settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow],
+# 50 generated problems per property by default (the soak benchmark runs 1,000); NGVI_HYPOTHESIS_EXAMPLES for more
+PROPS = settings(max_examples=int(os.environ.get('NGVI_HYPOTHESIS_EXAMPLES', 50)), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow],
                  phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink))
 
 
