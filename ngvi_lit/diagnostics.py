@@ -25,12 +25,12 @@ def _gauss(m, cov, nm: str, nc: str, D: int|None=None) -> MvNormal:
 def gauss_kl(m0, cov0,   # mean (D,) and covariance (D, D) of the first Gaussian
              m1, cov1,   # mean (D,) and covariance (D, D) of the second Gaussian
             ) -> float:
-    "KL(N(m0, cov0) || N(m1, cov1)) in nats: `MvNormal.kl` on arrays."
+    "KL(N(m0, cov0) || N(m1, cov1)) in nats: MvNormal's kl on arrays."
     q0 = _gauss(m0, cov0, 'm0', 'cov0')
     return float(q0.kl(_gauss(m1, cov1, 'm1', 'cov1', q0.dim)))
 
 def gauss_entropy(cov) -> float:
-    "Entropy of N(m, cov) in nats, D/2 log(2 pi e) + log det(cov)/2: `MvNormal.entropy` on a covariance."
+    "Entropy of N(m, cov) in nats, D/2 log(2 pi e) + log det(cov)/2: MvNormal's entropy on a covariance."
     C = check_array(cov, 'cov', ndim=2); check_spd(C, 'cov')
     return float(MvNormal(np.zeros(C.shape[0]), C).entropy())
 
