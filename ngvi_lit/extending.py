@@ -9,7 +9,7 @@ import scipy.special as sc
 from .checks import check_array, check_rng, check_step_size
 from .families import ExpFamily
 from .quadrature import Lik1D, expect_logistic
-from .models import GLM
+from .models import GLM, PoissonRegression
 from .updates import StepInfo, FitFault
 
 # %% auto #0
@@ -54,11 +54,6 @@ def negbin_likelihood(r: float) -> Lik1D:
     return Lik1D('negbin', lambda y, eta: loglik_negbin(y, eta, r), lambda y, mean, sd: expect_negbin(y, mean, sd, r))
 
 # %% ../nbs/17_extending.ipynb #03214e6d
-def _check_counts(y, name='y'):
-    y = check_array(y, name, ndim=1)
-    if np.any(y < 0) or np.any(y != np.round(y)): raise ValueError(f"`{name}` must contain non-negative integer counts")
-    return y
-
 class NegBinRegression(GLM):
     "Bayesian negative-binomial regression, $y \\sim \\mathrm{NB}(\\text{mean } e^{x^\\top z}, \\text{dispersion } r)$, $r$ known."
     def __init__(self,
@@ -70,7 +65,7 @@ class NegBinRegression(GLM):
         self.r = _check_r(r)
         super().__init__(X, y, prior, negbin_likelihood(self.r),
                          fisher=lambda eta: self.r * sc.expit(eta - np.log(self.r)))
-    _check_y = staticmethod(_check_counts)
+    _check_y = staticmethod(PoissonRegression._check_y)      # counts, validated exactly as Poisson regression does
 
 # %% ../nbs/17_extending.ipynb #92dc48e7
 def _frozen(a):
