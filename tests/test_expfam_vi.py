@@ -152,3 +152,122 @@ y = np.arange(5.)
 ])
 def test_errors_name_the_argument(arg, make):
     with pytest.raises(ValueError, match=f'`{arg}`'): make()
+
+
+# ----- mean-field products (ProductFamily) and the Normal x Gamma model
+from scipy import stats
+from ngvi_lit.families import DiagNormal, MvNormal, Wishart
+from ngvi_lit.expfam_vi import ProductFamily, NormalMeanPrecision
+
+_mix = [('Gamma', 'MvNormal'), ('Dirichlet', 'Wishart'), ('Gamma', 'MvNormal', 'Dirichlet', 'Wishart'), ('DiagNormal', 'Beta', 'Poisson')]
+
+@pytest.mark.parametrize('names', _mix)
+def test_product_is_the_sum_of_its_factors(names):
+    ex, ex2 = example_families(np.random.default_rng(0)), example_families(np.random.default_rng(1))
+    q, p = ProductFamily(*[ex[k] for k in names]), ProductFamily(*[ex2[k] for k in names])
+    assert type(q) is type(p) and q.factors == tuple(ex[k] for k in names)
+    assert q.nat_vec.shape == (sum(ex[k].nat_vec.size for k in names),) and q.batch_shape == ()
+    assert abs(q.kl(p) - sum(_tot(a.kl(b)) for a, b in zip(q.factors, p.factors))) < 1e-12
+    assert abs(q.entropy() - sum(_tot(f.entropy()) for f in q.factors)) < 1e-12
+    assert abs(q.log_partition() - sum(_tot(f.log_partition()) for f in q.factors)) < 1e-12
+    assert np.array_equal(q.from_nat_vec(q.nat_vec).nat_vec, q.nat_vec) and type(q).from_mean_vec(q.mean_vec).kl(q) < 1e-10
+    assert bool(type(q).in_domain(q.nat_vec)) and not bool(type(q).in_domain(np.full(q.nat_size, np.nan)))
+    x = q.sample(np.random.default_rng(0), 4); x0 = tuple(a[0] for a in x)
+    assert all(a.shape[0] == 4 for a in x) and len(x) == len(names)
+    assert abs(q.log_prob(x0) - (q.sufficient_stats(x0) @ q.nat_vec - q.log_partition() + q.log_base_measure(x0))) < 1e-9
+    assert np.shape(q.log_prob(x)) == (4,) and abs(q.log_prob(x)[0] - q.log_prob(x0)) < 1e-12
+    P, h = q.nat_size, 1e-6
+    J = np.stack([(q.from_nat_vec(q.nat_vec + e).mean_vec - q.from_nat_vec(q.nat_vec - e).mean_vec) / (2 * h)
+                  for e in np.eye(P) * h], -1)
+    F = q.fisher(); v = np.random.default_rng(1).standard_normal(P)
+    assert np.abs(J - F).max() < 1e-7 * np.abs(F).max() and np.allclose(q.fvp(v), F @ v, rtol=1e-12, atol=1e-12)
+
+def test_product_monte_carlo_moments():
+    "The mean parameters are E_q[T(x)]: Monte Carlo within 4 standard errors."
+    ex = example_families(np.random.default_rng(0)); q = ProductFamily(ex['Gamma'], ex['Dirichlet'], ex['MvNormal'])
+    x = q.sample(np.random.default_rng(3), 4000)
+    T = np.stack([q.sufficient_stats(tuple(a[i] for a in x)) for i in range(4000)])
+    assert np.all(np.abs(T.mean(0) - q.mean_vec) < 4 * T.std(0) / np.sqrt(len(T)) + 1e-12)
+
+def test_product_conjugate_one_step():
+    A = ProductFamily(Gamma([2., 3.], [1., 4.]), Dirichlet([1., 2., 5.]))
+    B = ProductFamily(Gamma([6., 1.], [2., 2.]), Dirichlet([4., 2., 3.]))
+    m = Conjugate(A, B.nat_vec - A.nat_vec)
+    r = fit(m, BLR(), rng=np.random.default_rng(0), max_iter=1)
+    assert type(r.q) is type(A) and r.q.kl(B) < 1e-12 and r.q.kl(m.posterior()) < 1e-12
+
+@pytest.fixture(scope='module')
+def nmp():
+    yn = 2. + 0.5 * np.random.default_rng(1).standard_normal(30)
+    return NormalMeanPrecision(yn, ProductFamily(DiagNormal([0.], [10.]), Gamma(2., 1.)))
+
+_q1 = ProductFamily(DiagNormal([1.5], [0.3]), Gamma(3., 2.))
+
+def _textbook(q): qm, qt = q.factors; return np.array([qm.mean[0], qm.var[0], qt.shape, qt.rate])
+
+def _sweep(y, q, prior=(0., 10., 2., 1.), parallel=False):
+    "One textbook CAVI sweep for N(mu) x Gamma(tau) in (m, v, a, b): Gauss-Seidel, or Jacobi (parallel=True)."
+    (m0, v0, a0, b0), (m, v, a, b) = prior, q
+    n, S1, S2 = y.size, y.sum(), (y**2).sum()
+    v_new = 1 / (1 / v0 + n * a / b); m_new = v_new * (m0 / v0 + S1 * a / b)
+    if not parallel: m, v = m_new, v_new
+    return np.array([m_new, v_new, a0 + n / 2, b0 + 0.5 * (S2 - 2 * S1 * m + n * (m**2 + v))])
+
+def test_normal_precision_expectations(nmp):
+    mu, tau = _q1.sample(np.random.default_rng(2), 100_000)
+    ll = stats.norm.logpdf(nmp.y, mu, 1 / np.sqrt(tau[:, None])).sum(1)
+    assert abs(ll.mean() - nmp.expected_loglik(_q1)[0]) < 4 * ll.std() / np.sqrt(ll.size)
+    f = lambda mu: nmp.expected_loglik(type(_q1).from_mean_vec(mu))[0]
+    fd = np.array([(f(_q1.mean_vec + e) - f(_q1.mean_vec - e)) / 2e-5 for e in np.eye(4) * 1e-5])
+    assert np.allclose(fd, nmp.grad_mean(_q1)[0], atol=1e-6)
+
+def test_normal_precision_reaches_the_cavi_fixed_point(nmp):
+    r = fit(nmp, BLR(), rng=np.random.default_rng(0), tol=1e-15)
+    assert r.status == 'converged' and type(r.q) is type(nmp.prior)
+    q = np.array([0., 10., 2., 1.])
+    for _ in range(10_000):
+        q_new = _sweep(nmp.y, q)
+        if np.array_equal(q_new, q): break
+        q = q_new
+    assert np.abs(_textbook(r.q) / q - 1).max() < 1e-10
+    nat_grad = nmp.prior.nat_vec + nmp.grad_mean(r.q)[0] - r.q.nat_vec
+    assert np.sqrt(nat_grad @ r.q.fvp(nat_grad)) < 1e-6
+
+def test_rho_one_is_parallel_cavi(nmp):
+    qk = _q1
+    for _ in range(5):
+        r = fit(nmp, BLR(rho=1.), rng=np.random.default_rng(0), q0=qk, max_iter=1)
+        assert np.abs(_textbook(r.q) / _sweep(nmp.y, _textbook(qk), parallel=True) - 1).max() < 1e-13
+        qk = r.q
+
+def test_product_polyak_average_and_resume(nmp, tmp_path):
+    lams = []
+    r = fit(nmp, BLR(rho=.5), rng=np.random.default_rng(0), max_iter=60, average_from=20, tol=1e-15,
+            callback=lambda res: lams.append(res.q.nat_vec))
+    assert type(r.q_avg) is type(nmp.prior) and r.nit > 20
+    assert np.allclose(r.q_avg.nat_vec, np.mean(lams[20:], 0), rtol=1e-13, atol=0)
+    p = os.fspath(tmp_path / 'run.npz')
+    kw = dict(average_from=2, tol=1e-16)
+    fit(nmp, BLR(rho=.5), rng=np.random.default_rng(6), max_iter=5, save=p, q0=_q1, **kw)
+    r_res = fit(nmp, BLR(rho=.5), rng=np.random.default_rng(99), resume=p, max_iter=10, tol=1e-16)
+    r_full = fit(nmp, BLR(rho=.5), rng=np.random.default_rng(6), max_iter=10, q0=_q1, **kw)
+    assert r_res.nit == r_full.nit == 10 and type(r_res.q) is type(r_full.q)
+    assert np.array_equal(r_res.q.nat_vec, r_full.q.nat_vec) and np.array_equal(r_res.q_avg.nat_vec, r_full.q_avg.nat_vec)
+    for k in ('elbo', 'grad_norm', 'rho', 'n_rejected', 'kl_step', 'n_invalid'):
+        assert np.array_equal(r_res.history[k], r_full.history[k]), k
+
+@pytest.mark.parametrize('arg,make', [
+    ('factors', lambda: ProductFamily(Gamma(1., 1.), 'Gamma')), ('factors', lambda: ProductFamily()),
+    ('nat_vec', lambda: _q1.from_nat_vec(np.zeros(3))), ('nat_vec', lambda: ProductFamily.from_nat_vec(np.zeros(4))),
+    ('nat_vec', lambda: _q1.from_nat_vec([0., -1., -2., -1.])), ('nat_vec', lambda: _q1.from_nat_vec([0., -1., 0., np.nan])),
+    ('nat_vec', lambda: type(_q1).in_domain(np.zeros((2, 4)))),
+    ('mean_vec', lambda: type(_q1).from_mean_vec(np.ones(5))), ('other', lambda: _q1.kl(Gamma(1., 1.))),
+    ('other', lambda: _q1.kl(ProductFamily(Gamma(1., 1.), DiagNormal([0.], [1.])))),
+    ('x', lambda: _q1.log_prob(1.)), ('v', lambda: _q1.fvp(np.ones(3))),
+    ('prior', lambda: NormalMeanPrecision([1., 2.], prior=Gamma(1., 1.))),
+    ('prior', lambda: NormalMeanPrecision([1., 2.], prior=ProductFamily(DiagNormal([0., 0.], [1., 1.]), Gamma(1., 1.)))),
+    ('y', lambda: NormalMeanPrecision([])), ('y', lambda: NormalMeanPrecision([[1.]])),
+    ('q0', lambda: BLR().init(NormalMeanPrecision([1., 2.]), ProductFamily(Gamma(1., 1.), DiagNormal([0.], [1.])))),
+])
+def test_product_errors_name_the_argument(arg, make):
+    with pytest.raises(ValueError, match=f'`{arg}`'): make()
