@@ -57,7 +57,7 @@ def test_plain_rule_student_far_starts_never_falsely_converged(seed):
     opt = fit(m, rng=np.random.default_rng(0), max_iter=500).elbo
     q0 = MvNormal(np.random.default_rng(seed).normal(0, 30, 4), np.eye(4))
     r = fit(m, rng=np.random.default_rng(seed), q0=q0, rule='plain', expectations='mc', max_iter=300)
-    assert r.status != 'converged' or opt - m.elbo(r.q) < 1e-2, (r.status, opt - m.elbo(r.q))
+    assert r.status != 'converged' or opt - m.elbo(r.q) < 1e-3, (r.status, opt - m.elbo(r.q))
 
 
 def test_stall_detector_on_tiny_steps():
@@ -342,5 +342,5 @@ def test_plain_rule_student_far_starts_100_seeds():
         q0 = MvNormal(np.random.default_rng(seed).normal(0, 30, 4), np.eye(4))
         r = fit(m, rng=np.random.default_rng(seed), q0=q0, rule='plain', expectations='mc', max_iter=300)
         gap = opt - m.elbo(r.q)
-        if r.status == 'converged' and gap > 1e-2: bad.append((seed, gap))
+        if r.status == 'converged' and gap > 1e-3: bad.append((seed, gap))
     assert not bad, bad
