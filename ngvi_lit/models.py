@@ -253,28 +253,28 @@ def _check_binary(y, name='y'):
     if np.any((y != 0) & (y != 1)): raise ValueError(f"`{name}` must contain only 0 and 1")
     return y
 
-class LogisticRegression(GLM):
-    "Bayesian logistic regression, $p(y=1\\mid z) = \\sigma(x^\\top z)$."
+class _NamedGLM(GLM):
+    "A GLM whose 1-D likelihood is a built-in one, named by the class attribute `lik_name`."
+    lik_name = ''
     def __init__(self, X, y, prior):
-        super().__init__(X, y, prior, glm_likelihood('logistic'))
-    _check_y = staticmethod(_check_binary)
+        super().__init__(X, y, prior, glm_likelihood(self.lik_name))
 
-class ProbitRegression(GLM):
+class LogisticRegression(_NamedGLM):
+    "Bayesian logistic regression, $p(y=1\\mid z) = \\sigma(x^\\top z)$."
+    lik_name, _check_y = 'logistic', staticmethod(_check_binary)
+
+class ProbitRegression(_NamedGLM):
     "Bayesian probit regression, $p(y=1\\mid z) = \\Phi(x^\\top z)$."
-    def __init__(self, X, y, prior):
-        super().__init__(X, y, prior, glm_likelihood('probit'))
-    _check_y = staticmethod(_check_binary)
+    lik_name, _check_y = 'probit', staticmethod(_check_binary)
 
 def _check_counts(y, name='y'):
     y = check_array(y, name, ndim=1)
     if np.any(y < 0) or np.any(y != np.round(y)): raise ValueError(f"`{name}` must contain non-negative integer counts")
     return y
 
-class PoissonRegression(GLM):
+class PoissonRegression(_NamedGLM):
     "Bayesian Poisson regression with log link, $y \\sim \\mathrm{Poisson}(e^{x^\\top z})$."
-    def __init__(self, X, y, prior):
-        super().__init__(X, y, prior, glm_likelihood('poisson'))
-    _check_y = staticmethod(_check_counts)
+    lik_name, _check_y = 'poisson', staticmethod(_check_counts)
 
 # %% ../nbs/07_models.ipynb #9ac69a40
 def loglik_student(y, eta, nu: float=4., scale: float=1.):

@@ -18,15 +18,17 @@ __all__ = ['ngvi_gaussian_step', 'iblr_step', 'ngvi_diag_step', 'StepOutcome', '
            'NGVI']
 
 # %% ../nbs/08_updates.ipynb #90c4354a
+def _step_args(q, grad, hess, rho) -> tuple:
+    "Checked `(g, H, rho)` of a full-covariance step."
+    return (check_array(grad, 'grad', shape=(q.dim,)), check_array(hess, 'hess', shape=(q.dim, q.dim)), check_step_size(rho))
+
 def ngvi_gaussian_step(q: MvNormal,  # the current Gaussian q_t
                        grad,          # g = E_q[grad of the negative log joint], shape (D,)
                        hess,          # H = E_q[Hessian of the negative log joint], shape (D, D)
                        rho: float,    # step size in (0, 1]
                       ) -> MvNormal:
     "One natural-gradient step: $S \\leftarrow (1-\\rho)S + \\rho H$, $m \\leftarrow m - \\rho S^{-1}g$."
-    rho = check_step_size(rho)
-    g = check_array(grad, 'grad', shape=(q.dim,))
-    H = check_array(hess, 'hess', shape=(q.dim, q.dim))
+    g, H, rho = _step_args(q, grad, hess, rho)
     S_new = (1 - rho) * q.prec + rho * (H + H.T) / 2
     try: q_tmp = MvNormal.from_precision(q.mean, S_new)
     except ValueError as e:
@@ -42,9 +44,7 @@ def iblr_step(q: MvNormal,  # the current Gaussian q_t
               rho: float,    # step size in (0, 1]
              ) -> MvNormal:
     "Improved Bayesian learning rule step: $S \\leftarrow \\tfrac12[S + (S-\\rho G)S^{-1}(S-\\rho G)]$, $G = S - H$; always SPD."
-    rho = check_step_size(rho)
-    g = check_array(grad, 'grad', shape=(q.dim,))
-    H = check_array(hess, 'hess', shape=(q.dim, q.dim))
+    g, H, rho = _step_args(q, grad, hess, rho)
     S = q.prec
     A = (1 - rho) * S + rho * (H + H.T) / 2                   # S - rho G
     B = sla.solve_triangular(q.chol_prec, A, lower=True)      # L^{-1} A
