@@ -156,7 +156,7 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
     avg = None if avg_start is None else PolyakAverage(avg_start)
     if resume is not None:
         d = _load(resume)
-        _check_resume(d, model, method, options, q0, average_from)
+        _check_resume(d, model, method, options, q0, average_from, batch_size, sampling)
         user = method is not None and not isinstance(method, str)
         algo = _algorithm(method if user else d['method'], {} if user else d['options'])
         try: state = algo.state_from_arrays(model, d['state'])
@@ -187,6 +187,7 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
         r = FitResult(algo.q_of(state), status, msg, nit, hist, t0_wall + time.perf_counter() - t_start,
                       state, mname, getattr(algo, 'options', {}), None if avg is None else avg.q())
         r.algorithm, r.average, r.data_seed = algo, avg, data_seed
+        r.batching = None if batch_size is None else dict(batch_size=batch_size if not callable(batch_size) else 'schedule', sampling=sampling)
         return r
     try:
         while nit < max_iter:
@@ -276,7 +277,7 @@ def save_state(path,                    # file to write ('.npz' is added if miss
     if res.average is not None: avg = dict(res.average.state_arrays(), avg_start=res.average.start)
     arrays.update({k: np.asarray(v) for k, v in (avg or {}).items()})
     meta = dict(format=_FORMAT, method=res.method, options=res.options, wall_time=res.wall_time, average=avg is not None,
-                data_seed=getattr(res, 'data_seed', None),
+                data_seed=getattr(res, 'data_seed', None), batching=getattr(res, 'batching', None),
                 model=None if model is None else _fingerprint(model))
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix='.ngvi-ckpt-', suffix='.npz')
     try:
@@ -313,7 +314,7 @@ def _load(resume) -> dict:
         raise ValueError(f"`resume`: {path} is damaged or incomplete ({type(e).__name__}: {e})") from None
     return d
 
-def _check_resume(d, model, method, options, q0, average_from):
+def _check_resume(d, model, method, options, q0, average_from, batch_size=None, sampling='epochs'):
     "Refuse arguments that contradict the saved run instead of silently ignoring them."
     p = d['path']
     if q0 is not None: raise ValueError("`q0` cannot be combined with `resume`: the run continues from its saved q")
@@ -326,6 +327,12 @@ def _check_resume(d, model, method, options, q0, average_from):
     if bad: raise ValueError(f"options {bad} conflict with `resume`: {p} was saved with {({k: d['options'].get(k) for k in bad})}")
     if d.get('model') is not None and d['model'] != _fingerprint(model):
         raise ValueError(f"`model` differs from the one {p} was saved for (class, prior or data changed): refusing to mix two runs")
+    saved = d.get('batching')                    # a mini-batch run continues only as the same mini-batch run
+    now = None if batch_size is None else dict(batch_size=batch_size if not callable(batch_size) else 'schedule', sampling=sampling)
+    if (saved is None) != (now is None) or (saved and (saved['sampling'] != now['sampling'] or
+            (saved['batch_size'] != 'schedule' and saved['batch_size'] != now['batch_size']))):
+        raise ValueError(f"`batch_size`/`sampling` ({now}) conflict with `resume`: {p} was saved from "
+                         f"{'a full-batch run' if saved is None else f'a run with {saved}'}")
     if average_from is not None and (d['avg'] is None or int(d['avg']['avg_start']) != average_from):
         raise ValueError(f"`average_from`={average_from} conflicts with `resume`: {p} was saved with "
                          f"{'no average' if d['avg'] is None else 'average_from=' + str(int(d['avg']['avg_start']))}")

@@ -344,3 +344,14 @@ def test_plain_rule_student_far_starts_100_seeds():
         gap = opt - m.elbo(r.q)
         if r.status == 'converged' and gap > 1e-3: bad.append((seed, gap))
     assert not bad, bad
+
+
+def test_resume_refuses_another_batching(tmp_path):
+    m = _logistic(120); p = str(tmp_path / 'b.npz')
+    fit(m, rng=np.random.default_rng(0), batch_size=30, max_iter=3, save=p)
+    with pytest.raises(ValueError, match='`batch_size`'): fit(m, rng=np.random.default_rng(0), resume=p, max_iter=5)
+    with pytest.raises(ValueError, match='`batch_size`'): fit(m, rng=np.random.default_rng(0), resume=p, batch_size=20, max_iter=5)
+    with pytest.raises(ValueError, match='`batch_size`'): fit(m, rng=np.random.default_rng(0), resume=p, batch_size=30, sampling='iid', max_iter=5)
+    assert fit(m, rng=np.random.default_rng(0), resume=p, batch_size=30, max_iter=5).nit == 5
+    q = str(tmp_path / 'f.npz'); fit(m, rng=np.random.default_rng(0), max_iter=2, save=q)
+    with pytest.raises(ValueError, match='full-batch'): fit(m, rng=np.random.default_rng(0), resume=q, batch_size=30, max_iter=4)
