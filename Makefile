@@ -26,11 +26,11 @@ $(RUN_STAMP): $(BIN)/python setup.py settings.ini
 	touch $@
 
 $(DEV_STAMP): $(BIN)/python setup.py settings.ini
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,dask]"
 	touch $@ $(RUN_STAMP)
 
 $(BENCH_STAMP): $(DEV_STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q -e ".[dev,dask,bench]"
 	touch $@
 
 demo: $(RUN_STAMP)  ## install (if needed) and run the package's main job

@@ -21,6 +21,7 @@ py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 bench_requirements = cfg.get('bench_requirements', '').split()
+dask_requirements = cfg.get('dask_requirements', '').split()
 min_python = cfg['min_python']
 lic_name = licenses[cfg['license'].lower()]
 console_scripts = cfg.get('console_scripts', '').split()
@@ -38,7 +39,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={'ngvi_lit': ['data/*']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements, 'dask': dask_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
