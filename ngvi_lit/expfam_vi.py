@@ -8,7 +8,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import gammaln
 from .checks import check_array, check_rng, check_int
-from .families import ExpFamily, Gamma, Dirichlet, Beta, DiagNormal
+from .families import ExpFamily, DiagNormal
+from .conjugate import Gamma, Dirichlet, Beta
 from .schedules import as_schedule, robbins_monro
 from .updates import StepInfo, FitFault
 

@@ -11,7 +11,8 @@ import scipy.linalg as sla
 from scipy.special import gammaln, logsumexp
 from .checks import check_array, check_int, check_rng, check_spd, check_step_size
 from .datasets import load_iris, synthetic_mixture   # re-exported: `from ngvi_lit.svi import load_iris` still works
-from .families import Dirichlet, Wishart, nat_coords_to_sym, sym_to_nat_coords
+from .families import nat_coords_to_sym, sym_to_nat_coords
+from .conjugate import Dirichlet, Wishart
 from .schedules import as_schedule, robbins_monro
 from .updates import FitFault, StepInfo
 from .fit import FitResult, fit
@@ -104,11 +105,11 @@ class GMMPosterior(NamedTuple):
         return np.stack([check_spd((w + w.T) / 2, f'Winv[{k}]') for k, w in enumerate(Wi)])
 
     def dirichlet(self) -> Dirichlet:
-        "q(pi) as a `families.Dirichlet` (needs K >= 2)."
+        "q(pi) as a `conjugate.Dirichlet` (needs K >= 2)."
         return Dirichlet(self.alpha)
 
     def wisharts(self) -> list:
-        "The marginals q(Lambda_k) = W(W_k, nu_k) as `families.Wishart`s, built from their natural parameters ((nu_k - D - 1)/2, -W_k^{-1}/2)."
+        "The marginals q(Lambda_k) = W(W_k, nu_k) as `conjugate.Wishart`s, built from their natural parameters ((nu_k - D - 1)/2, -W_k^{-1}/2)."
         return [Wishart.from_natural((n - self.D - 1) / 2, -w / 2) for n, w in zip(self.nu, self.Winv)]
 
     def combine(self, other: GMMPosterior, rho: float) -> GMMPosterior:

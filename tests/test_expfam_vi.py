@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 from scipy.special import gammaln, digamma
-from ngvi_lit.families import Gamma, Beta, Dirichlet, example_families
+from ngvi_lit.conjugate import Gamma, Beta, Dirichlet, example_families
 from ngvi_lit.fit import fit
 from ngvi_lit.expfam_vi import (BLR, Conjugate, PoissonGamma, DirichletCategorical, BetaBernoulli, StudentTPrecision,
                                 ExpFamModel, expfam_elbo, gamma_nodes)
@@ -156,7 +156,8 @@ def test_errors_name_the_argument(arg, make):
 
 # ----- mean-field products (ProductFamily) and the Normal x Gamma model
 from scipy import stats
-from ngvi_lit.families import DiagNormal, MvNormal, Wishart
+from ngvi_lit.families import DiagNormal, MvNormal
+from ngvi_lit.conjugate import Wishart
 from ngvi_lit.expfam_vi import ProductFamily, NormalMeanPrecision
 
 _mix = [('Gamma', 'MvNormal'), ('Dirichlet', 'Wishart'), ('Gamma', 'MvNormal', 'Dirichlet', 'Wishart'), ('DiagNormal', 'Beta', 'Poisson')]

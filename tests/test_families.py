@@ -4,9 +4,9 @@ import pytest
 import scipy.stats as st
 from scipy.special import digamma, gammaln
 
-from ngvi_lit.families import (Bernoulli, Beta, Categorical, DiagNormal, Dirichlet, ExpFamily, Gamma,
-                               MvNormal, Poisson, Wishart, example_families, mean_coords_to_sym,
-                               nat_coords_to_sym, sym_to_mean_coords, sym_to_nat_coords)
+from ngvi_lit.families import (DiagNormal, ExpFamily, MvNormal, mean_coords_to_sym, nat_coords_to_sym, sym_to_mean_coords,
+                               sym_to_nat_coords)
+from ngvi_lit.conjugate import Bernoulli, Beta, Categorical, Dirichlet, Gamma, Poisson, Wishart, example_families
 
 FAMILIES = ['MvNormal', 'DiagNormal', 'Bernoulli', 'Categorical', 'Poisson', 'Gamma', 'Beta', 'Dirichlet', 'Wishart']
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ngvi_lit.families import MvNormal, example_families
+from ngvi_lit.families import MvNormal
+from ngvi_lit.conjugate import example_families
 from ngvi_lit.fisher import (GAUSSIAN_COORDS, empirical_fisher, fisher_analytic, fisher_cov_T, fisher_score_mc,
                              gaussian_fisher, gaussian_from_coords, gaussian_kl_flow, gaussian_kl_grad,
                              gaussian_tangents, gaussian_to_coords, kl_quadratic_form, natural_gradient, score_outer)

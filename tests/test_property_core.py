@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from ngvi_lit.families import (Bernoulli, Beta, Categorical, DiagNormal, Dirichlet, Gamma, MvNormal, Poisson,
-                               Wishart)
+from ngvi_lit.families import DiagNormal, MvNormal
+from ngvi_lit.conjugate import Bernoulli, Beta, Categorical, Dirichlet, Gamma, Poisson, Wishart
 from ngvi_lit.solvers import cg_solve, jacobi_preconditioner, solve_spd
 
 U = np.finfo(float).eps / 2
