@@ -11,6 +11,7 @@ import scipy.linalg as sla
 from .checks import check_array, check_step_size, check_int
 from .families import MvNormal
 from .schedules import as_schedule, robbins_monro
+from .solvers import solve_spd, cg_solve, jacobi_preconditioner
 
 # %% auto #0
 __all__ = ['ngvi_gaussian_step', 'iblr_step', 'ngvi_diag_step', 'StepOutcome', 'gaussian_step', 'auto_step', 'safe_step',
@@ -59,6 +60,7 @@ def ngvi_diag_step(q: MvNormal,  # the current Gaussian, with a diagonal precisi
                    rho: float,    # step size in (0, 1]
                    iblr: bool=True,  # add the iBLR correction (always positive)
                    coupled: bool=True,  # mean step with the full H when it is given and positive definite
+                   solver: str='cholesky',  # the coupled mean step's solve of H x = g: 'cholesky' or 'cg' (preconditioned CG)
                   ) -> MvNormal:
     "Mean-field NGVI step on the diagonal precision $s$ (with the iBLR correction by default)."
     rho = check_step_size(rho)
@@ -71,10 +73,16 @@ def ngvi_diag_step(q: MvNormal,  # the current Gaussian, with a diagonal precisi
     s_new = .5 * (s + a * a / s) if iblr else a
     if not np.all(s_new > 0):
         raise ValueError(f"the diagonal step with `rho`={rho} gives a non-positive precision; use iblr=True or a smaller `rho`")
+    if solver not in ('cholesky', 'cg'): raise ValueError(f"`solver` must be 'cholesky' or 'cg'; got {solver!r}")
     step = g / s_new
     if coupled and H.ndim == 2:
-        try: step = sla.cho_solve((sla.cholesky((H + H.T) / 2, lower=True), True), g)
-        except sla.LinAlgError: pass                       # H not positive definite: the diagonal metric
+        Hs = (H + H.T) / 2
+        if solver == 'cg':             # matrix-free in spirit: products H v only, preconditioned by the new diagonal precision
+            r = cg_solve(lambda v: Hs @ v, g, precond=jacobi_preconditioner(s_new), tol=1e-10)
+            if r.converged: step = r.x                     # not converged (H indefinite): the diagonal metric
+        else:
+            try: step = solve_spd(Hs, g)
+            except ValueError: pass                        # H not positive definite: the diagonal metric
     return MvNormal.from_precision(q.mean - rho * step, np.diag(s_new))
 
 # %% ../nbs/08_updates.ipynb #7f623469
@@ -89,10 +97,11 @@ class StepOutcome(NamedTuple):
 _RULES = {}
 
 def gaussian_step(q: MvNormal, grad, hess, rho: float,
-                  rule: str='auto',    # 'auto' (plain where SPD, else iBLR), 'iblr' (always SPD), 'plain' (the basic BLR step), 'diag' / 'diag-plain'
+                  rule='auto',    # 'auto' (plain where SPD, else iBLR), 'iblr' (always SPD), 'plain' (the basic BLR step), 'diag' / 'diag-plain'; or a function (q, g, H, rho) -> MvNormal
                  ) -> MvNormal:
-    "One Gaussian NGVI step with the named `rule`."
-    if rule not in _RULES: raise ValueError(f"`rule` must be one of {sorted(_RULES)}; got {rule!r}")
+    "One Gaussian NGVI step with the named `rule` (or a rule function of your own)."
+    if callable(rule): return rule(q, grad, hess, rho)
+    if rule not in _RULES: raise ValueError(f"`rule` must be one of {sorted(_RULES)} or a function (q, g, H, rho) -> MvNormal; got {rule!r}")
     return _RULES[rule](q, grad, hess, rho)
 
 def auto_step(q: MvNormal, grad, hess, rho: float) -> MvNormal:
@@ -105,7 +114,7 @@ _RULES.update(auto=auto_step, iblr=iblr_step, plain=ngvi_gaussian_step,
 
 def safe_step(q: MvNormal, grad, hess,
               rho: float,             # first step size tried, in (0, 1]
-              rule: str='iblr',       # update rule, see `gaussian_step`
+              rule='iblr',            # update rule (a name or a function), see `gaussian_step`
               shrink: float=.5,       # factor applied to rho after a rejection
               max_backoff: int=30,    # proposals tried before giving up
              ) -> StepOutcome:
@@ -135,7 +144,7 @@ def backtracking_step(q: MvNormal,
                       ex,                    # evaluation at q with fields grad, hess, elbo (`models.Expectations`)
                       evaluate: Callable,    # q -> evaluation at q (same type as `ex`)
                       rho0: float=1.,        # first step size tried, in (0, 1]
-                      rule: str='iblr',      # update rule, see `gaussian_step`
+                      rule='iblr',           # update rule (a name or a function), see `gaussian_step`
                       shrink: float=.5,      # factor after a rejection
                       max_backoff: int=40,   # proposals tried
                       tol: float=1e-12,      # accept if elbo_new >= elbo - tol * (1 + |elbo|)
@@ -260,6 +269,7 @@ class NGVI:
                  antithetic: bool=True,    # draw antithetic pairs (eps, -eps)
                  momentum='auto',          # heavy-ball coefficient on the mean in [0, 1); 'auto': 0.5 with exact expectations, else 0
                  max_backoff: int=40,      # proposals per iteration before the run stops
+                 solver: str='cholesky',   # diagonal rules: the coupled mean step's solve, 'cholesky' or 'cg' (see `ngvi_diag_step`)
                 ):
         if isinstance(rho, str):
             if rho != 'auto': raise ValueError(f"`rho` must be 'auto', a number in (0, 1] or a schedule; got {rho!r}")
@@ -275,10 +285,17 @@ class NGVI:
             if momentum != 'auto': raise ValueError(f"`momentum` must be 'auto' or a number in [0, 1); got {momentum!r}")
         elif not (0 <= momentum < 1): raise ValueError(f"`momentum` must lie in [0, 1); got {momentum!r}")
         check_int(max_backoff, 'max_backoff', low=1)
+        if solver not in ('cholesky', 'cg'): raise ValueError(f"`solver` must be 'cholesky' or 'cg'; got {solver!r}")
+        if solver == 'cg' and not rule.startswith('diag'):
+            raise ValueError("`solver`='cg' applies to the diagonal rules ('diag', 'diag-plain'): a full-covariance q needs the "
+                             "Cholesky factor of its new precision anyway (to sample, to score, to prove it positive definite)")
         self.options = dict(rho=rho if isinstance(rho, (str, int, float)) else 'schedule', rule=rule, curvature=curvature,
                             expectations=expectations, n_samples=int(n_samples), antithetic=bool(antithetic),
-                            momentum=momentum if isinstance(momentum, str) else float(momentum), max_backoff=int(max_backoff))
+                            momentum=momentum if isinstance(momentum, str) else float(momentum), max_backoff=int(max_backoff),
+                            solver=solver)
         self.rule, self.curvature, self.mc = rule, curvature, expectations == 'mc'
+        # the rule the steps apply: its name, or for the CG solver the diagonal step bound to it
+        self.step_rule = rule if solver == 'cholesky' else (lambda q, g, H, r: ngvi_diag_step(q, g, H, r, iblr=rule == 'diag', solver='cg'))
         if momentum == 'auto': momentum = 0. if expectations == 'mc' else .5
         self.n, self.anti, self.beta, self.max_backoff = int(n_samples), antithetic, float(momentum), max_backoff
 
@@ -348,7 +365,7 @@ class NGVI:
             if not exact_ng:
                 r0 = min(rho_cap, 2 * s.rho)
                 if getattr(model, 'is_batch', False): r0 = min(r0, _BATCH_CAP(s.t))   # mini-batches: a decaying cap too
-                out = backtracking_step(q, ex, evaluate, r0, self.rule, max_backoff=self.max_backoff,
+                out = backtracking_step(q, ex, evaluate, r0, self.step_rule, max_backoff=self.max_backoff,
                                         mean_fallback=self.curvature == 'hessian')
                 q_new, ex_new, rho, n_rej, msg, n_inv = out
             else: q_new, ex_new, rho, n_rej, msg, n_inv = q, None, 0., 0, '', 0
@@ -372,7 +389,7 @@ class NGVI:
         else:
             exact_ng = s.exact_ng
             rho_t = self.schedule(s.t)
-            out = safe_step(q, ex.grad, ex.hess, rho_t, self.rule, max_backoff=self.max_backoff)
+            out = safe_step(q, ex.grad, ex.hess, rho_t, self.step_rule, max_backoff=self.max_backoff)
             q_new, rho, n_rej, msg, n_inv = out
             ex_new = None
         if rho == 0:
