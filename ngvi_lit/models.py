@@ -189,8 +189,18 @@ class GLM(Model):
         H = None if curvature == 'stein' else self.data_scale * ((X * w.mean(0)[:, None]).T @ X)
         return self.data_scale * f.sum(1), self.data_scale * (f1 @ X), H
 
+    def _row_const(self):
+        "The likelihood's per-row constant on this model's targets (Poisson: log y!), computed once per targets array."
+        rc = self.__dict__.get('_rc')
+        if rc is None or rc[0] is not self.y:
+            f = getattr(self.lik, 'row_const', None)
+            rc = self._rc = (self.y, None if f is None else f(self.y))
+        return rc[1]
+
     def _expect_1d(self, mu, sd):
-        return self.lik.expect(self.y, mu, sd)
+        kernel = getattr(self.lik, 'kernel', None)        # the unchecked inner-loop form, when the likelihood has one
+        if kernel is None: return self.lik.expect(self.y, mu, sd)
+        return kernel(self.y, mu, sd, self._row_const())
 
     def _exact_rows(self, q, curvature):
         "Per-row E f (N,), and the data parts of the gradient and curvature, on this model's rows."

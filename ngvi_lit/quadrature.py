@@ -137,6 +137,50 @@ def gauss_expect(fn: Callable,        # f(eta) -> array, or tuple of arrays (e.g
     res = tuple(np.reshape(r, shape) for r in res)
     return res[0] if single else res
 
+# %% ../nbs/05_quadrature.ipynb #94de0ec5
+# (upper sd edge, Gauss-Hermite nodes); sds below _S_POINT are point evaluations, sds >= 1 use the graded rules
+_GH_BANDS = ((1e-3, 3), (1e-2, 4), (3e-2, 5), (.1, 7), (.2, 10), (.3, 12), (.5, 20), (.7, 28), (1., 48))
+_GH_EDGES = np.array([_S_POINT] + [b for b, _ in _GH_BANDS])
+_CHUNK = 1 << 15
+_RSQ2, _SQ2_PI = 1. / np.sqrt(2.), np.sqrt(2. / np.pi)
+
+def _logsig3(t):
+    "(log sigma(t), sigma(-t), -sigma(t) sigma(-t)): the logistic log-likelihood at y = 1 and its derivatives."
+    e = np.exp(-np.abs(t)); d = 1. / (1. + e)
+    p = np.where(t >= 0, e * d, d)                          # sigma(-t) without overflow
+    return np.minimum(t, 0.) - np.log1p(e), p, -e * d * d
+
+def _logphi3(t):
+    "(log Phi(t), r, -r (t + r)) with r the inverse Mills ratio, from one erfcx: Phi(t) = erfcx(-t/sqrt 2) e^{-t^2/2} / 2."
+    tc = np.minimum(t, 37.)                                 # erfcx(-t/sqrt 2) overflows past t = 37.6; Phi(37) = 1 - 1e-300
+    ex = sc.erfcx(-tc * _RSQ2)
+    r = _SQ2_PI / ex
+    return np.log(.5 * ex) - .5 * tc * tc, r, -r * (t + r)
+
+def _gh_into(F, m, s, n, out):
+    "out[k] = sum_j w_j F(m + s x_j)[k]: the n-node Gauss-Hermite rule on rows m, s."
+    x, w = _hermite(n)
+    for k, v in enumerate(F(m[:, None] + s[:, None] * x)): out[k] = v @ w
+
+def _banded(F, wide, mu, s):
+    "(3, N) Gaussian expectations of F = (f, f', f'') at t ~ N(mu, s^2): points, Gauss-Hermite bands, `wide` for s >= 1."
+    out = np.empty((3, mu.size))
+    nb = len(_GH_BANDS)
+    for a in range(0, mu.size, _CHUNK):
+        m, sd, o = mu[a:a + _CHUNK], s[a:a + _CHUNK], out[:, a:a + _CHUNK]
+        band = np.searchsorted(_GH_EDGES, sd, side='right')   # 0: point, 1..nb: Gauss-Hermite, nb + 1: wide (or nan)
+        lo, hi = band.min(), band.max()
+        if lo == hi and 1 <= lo <= nb:                         # one band: no gather/scatter
+            _gh_into(F, m, sd, _GH_BANDS[lo - 1][1], o); continue
+        for b in range(lo, hi + 1):
+            idx = np.flatnonzero(band == b)
+            if idx.size == 0: continue
+            if b == 0: res = np.stack([np.asarray(v, float) for v in F(m[idx])])
+            elif b <= nb: res = np.empty((3, idx.size)); _gh_into(F, m[idx], sd[idx], _GH_BANDS[b - 1][1], res)
+            else: res = wide(m[idx], sd[idx])
+            o[:, idx] = res
+    return out
+
 # %% ../nbs/05_quadrature.ipynb #dbb16811
 _T = 40.          # the logistic remainder is below exp(-40) beyond |t| = 40
 
@@ -163,10 +207,23 @@ def _logistic_remainder(mu, s, n):
         out[2, act] += (p * (1. - p) * wt).sum(1)
     return out
 
+def _logistic_wide(mu, s, n=40):
+    "(3, N) E of (log sigma(t), sigma(-t), -sigma(t)sigma(-t)), t ~ N(mu, s^2), s > 0: hinge and step closed, remainder by quadrature."
+    z = mu / s
+    ph = sc.ndtr(-z)
+    r = _logistic_remainder(mu, s, int(n))
+    return np.stack([mu * ph - s * np.exp(-.5 * z * z) / _SQ2PI + r[0], ph + r[1], -r[2]])
+
+def _logistic_kernel(y, mean, sd, c=None, n: int=40):
+    "Unchecked (E f, E f', E f'') of the logistic likelihood on flat float arrays (the inner loop of a fit)."
+    sgn = 2. * y - 1.
+    out = _banded(_logsig3, lambda m, s: _logistic_wide(m, s, n), sgn * mean, sd)
+    return out[0], sgn * out[1], out[2]
+
 def expect_logistic(y,             # labels in {0, 1}, shape (N,) (or broadcastable)
                     mean,          # means of eta, shape (N,)
                     sd,            # standard deviations of eta, shape (N,), >= 0
-                    n: int=40,     # Legendre nodes per side for the smooth remainder
+                    n: int=40,     # Legendre nodes per side for the smooth remainder (rows with sd >= 1)
                    ):
     "(E[f], E[f'], E[f'']) of the Bernoulli-logit log-likelihood under eta ~ N(mean, sd^2)."
     y, mean, sd = (check_array(a, nm) for a, nm in ((y, 'y'), (mean, 'mean'), (sd, 'sd')))
@@ -174,18 +231,7 @@ def expect_logistic(y,             # labels in {0, 1}, shape (N,) (or broadcasta
     if np.any(sd < 0): raise ValueError("`sd` must be >= 0 (a standard deviation, not a variance)")
     y, mean, sd = np.broadcast_arrays(y, mean, sd)
     shape = mean.shape
-    sgn = 2. * y.ravel() - 1.
-    mu, s = sgn * mean.ravel(), sd.ravel()
-    point = s < _S_POINT
-    s = np.where(point, 1., s)
-    z = mu / s
-    emin = mu * sc.ndtr(-z) - s * np.exp(-.5 * z * z) / _SQ2PI
-    r = _logistic_remainder(mu, s, int(n))
-    ef, ep, eq = emin + r[0], sc.ndtr(-z) + r[1], r[2]     # E[log sig(t)], E[sig(-t)], E[sig(t)sig(-t)]
-    if point.any():
-        f, f1, f2 = loglik_logistic(1., mu[point])
-        ef[point], ep[point], eq[point] = f, f1, -f2
-    return ef.reshape(shape), (sgn * ep).reshape(shape), (-eq).reshape(shape)
+    return tuple(v.reshape(shape) for v in _logistic_kernel(y.ravel(), mean.ravel(), sd.ravel(), n=n))
 
 # %% ../nbs/05_quadrature.ipynb #369781f4
 def _prep(y, mean, sd):
@@ -193,12 +239,16 @@ def _prep(y, mean, sd):
     if np.any(sd < 0): raise ValueError("`sd` must be >= 0 (a standard deviation, not a variance)")
     return np.broadcast_arrays(y, mean, sd)
 
+def _poisson_kernel(y, mean, sd, c):
+    "Unchecked Poisson (E f, E f', E f''), given the per-row constant c = log y! (computed once per data set)."
+    with np.errstate(over='ignore'): e = np.exp(mean + sd * sd / 2)
+    return y * mean - e - c, y - e, -e
+
 def expect_poisson(y, mean, sd):
     "(E[f], E[f'], E[f'']) of the Poisson log-link log-likelihood under eta ~ N(mean, sd^2), in closed form."
     y, mean, sd = _prep(y, mean, sd)
     if np.any(y < 0): raise ValueError("`y` must be non-negative counts for the Poisson likelihood")
-    with np.errstate(over='ignore'): e = np.exp(mean + sd * sd / 2)
-    return y * mean - e - sc.gammaln(y + 1.), y - e, -e
+    return _poisson_kernel(y, mean, sd, sc.gammaln(y + 1.))
 
 def expect_gaussian(y, mean, sd, noise_sd=1.):
     "(E[f], E[f'], E[f'']) of the Gaussian identity-link log-likelihood under eta ~ N(mean, sd^2), in closed form."
@@ -207,13 +257,22 @@ def expect_gaussian(y, mean, sd, noise_sd=1.):
     r = y - mean
     return -.5 * np.log(2 * np.pi * v) - (r * r + sd * sd) / (2 * v), r / v, np.full_like(r, -1. / v)
 
+def _probit_wide(mu, s, n=56):
+    "(3, N) E of the probit (f, f', f'') at y = 1 by the graded rule (rows with s >= 1)."
+    return np.stack(gauss_expect(lambda t: loglik_probit(1., t), mu, s, n=n, rowwise=False))
+
+def _probit_kernel(y, mean, sd, c=None, n: int=56):
+    "Unchecked (E f, E f', E f'') of the probit likelihood on flat float arrays (the inner loop of a fit)."
+    sgn = 2. * y - 1.
+    out = _banded(_logphi3, lambda m, s: _probit_wide(m, s, n), sgn * mean, sd)
+    return out[0], sgn * out[1], out[2]
+
 def expect_probit(y, mean, sd, n: int=56):
-    "(E[f], E[f'], E[f'']) of the Bernoulli-probit log-likelihood under eta ~ N(mean, sd^2), by the graded rule."
+    "(E[f], E[f'], E[f'']) of the Bernoulli-probit log-likelihood under eta ~ N(mean, sd^2): Gauss-Hermite bands, graded rule for sd >= 1."
     y, mean, sd = _prep(y, mean, sd)
     if np.any((y != 0) & (y != 1)): raise ValueError("`y` must contain only 0 and 1 for the probit likelihood")
-    sgn = 2. * y - 1.
-    ef, ep, eq = gauss_expect(lambda t: loglik_probit(1., t), sgn * mean, sd, n=n, rowwise=False)
-    return ef, sgn * ep, eq
+    shape = mean.shape
+    return tuple(v.reshape(shape) for v in _probit_kernel(y.ravel(), mean.ravel(), sd.ravel(), n=n))
 
 # %% ../nbs/05_quadrature.ipynb #1504cb69
 class Lik1D(NamedTuple):
@@ -221,6 +280,8 @@ class Lik1D(NamedTuple):
     name: str
     loglik: Callable      # (y, eta) -> (f, f', f'')
     expect: Callable      # (y, mean, sd) -> (E f, E f', E f'')
+    kernel: Callable|None = None     # unchecked (y, mean, sd, c) -> (E f, E f', E f'') on flat float arrays, for inner loops
+    row_const: Callable|None = None  # y -> the per-row constant c that `kernel` reuses across calls (Poisson: log y!)
 
 def glm_likelihood(name: str,       # 'logistic', 'probit', 'poisson' or 'gaussian'
                    noise_sd: float=1.,  # noise standard deviation (gaussian only)
@@ -230,8 +291,9 @@ def glm_likelihood(name: str,       # 'logistic', 'probit', 'poisson' or 'gaussi
         if not (np.isfinite(noise_sd) and noise_sd > 0): raise ValueError(f"`noise_sd` must be > 0; got {noise_sd!r}")
         return Lik1D('gaussian', lambda y, eta: loglik_gaussian(y, eta, noise_sd),
                      lambda y, mean, sd: expect_gaussian(y, mean, sd, noise_sd))
-    table = {'logistic': (loglik_logistic, expect_logistic), 'probit': (loglik_probit, expect_probit),
-             'poisson': (loglik_poisson, expect_poisson)}
+    table = {'logistic': (loglik_logistic, expect_logistic, _logistic_kernel),
+             'probit': (loglik_probit, expect_probit, _probit_kernel),
+             'poisson': (loglik_poisson, expect_poisson, _poisson_kernel, lambda y: sc.gammaln(np.asarray(y, float) + 1.))}
     if name not in table:
         raise ValueError(f"`name` must be one of {sorted([*table, 'gaussian'])}; got {name!r}")
     return Lik1D(name, *table[name])
