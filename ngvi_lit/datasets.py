@@ -4,13 +4,14 @@
 
 # %% ../nbs/14_datasets.ipynb #a0ef6365
 from __future__ import annotations
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from .checks import check_array, check_rng
 
 # %% auto #0
-__all__ = ['Dataset', 'load_csv', 'load_diabetes', 'load_breast_cancer', 'load_iris', 'synthetic_mixture']
+__all__ = ['Dataset', 'load_csv', 'load_diabetes', 'load_breast_cancer', 'load_iris', 'load_digits', 'synthetic_mixture']
 
 # %% ../nbs/14_datasets.ipynb #7c40a491
 @dataclass(frozen=True)
@@ -35,13 +36,13 @@ def _data_path(name):
     import ngvi_lit
     return Path(ngvi_lit.__file__).resolve().parent / 'data' / name
 
-def load_csv(path,               # a CSV file: optional '#' comment lines, one header line, numeric rows
+def load_csv(path,               # a CSV file (or .csv.gz): optional '#' comment lines, one header line, numeric rows
              target: str|int=-1, # the target column, by name or index
             ) -> Dataset:
     "Load a numeric CSV file with a header into a `Dataset` (clear errors for missing files and bad values)."
     path = Path(path)
     if not path.is_file(): raise ValueError(f"`path`: no such file: {path}")
-    lines = path.read_text().splitlines()
+    lines = (gzip.open(path, 'rt').read() if path.suffix == '.gz' else path.read_text()).splitlines()
     comments = [l[1:].strip() for l in lines if l.startswith('#')]
     body = [l for l in lines if l.strip() and not l.startswith('#')]
     if len(body) < 2: raise ValueError(f"`path`: {path} needs a header line and at least one data row")
@@ -71,6 +72,10 @@ def load_breast_cancer() -> Dataset:
 def load_iris() -> Dataset:
     "Fisher's iris data (150 x 4 measurements in cm; target `species` 0/1/2), shipped with the package."
     return load_csv(_data_path('iris.csv'), 'species')
+
+def load_digits() -> Dataset:
+    "The UCI optical handwritten digits (1,797 images of 8x8 pixels with values 0..16; target `digit` 0-9; Alpaydin & Kaynak 1998, CC BY 4.0)."
+    return load_csv(_data_path('digits.csv.gz'), 'digit')
 
 # %% ../nbs/14_datasets.ipynb #6a7e3b14
 def synthetic_mixture(rng: np.random.Generator, # randomness

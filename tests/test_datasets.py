@@ -28,3 +28,11 @@ def test_synthetic_mixture_weights_and_means():
 def test_svi_still_exports_the_loaders():
     import ngvi_lit.svi as svi, ngvi_lit.datasets as ds
     assert svi.load_iris is ds.load_iris and svi.synthetic_mixture is ds.synthetic_mixture
+
+
+def test_digits_shipped_compressed_with_attribution():
+    from ngvi_lit.datasets import load_digits
+    g = load_digits()
+    assert g.shape == (1797, 64) and g.y.shape == (1797,) and set(np.unique(g.y)) == set(range(10))
+    assert g.X.min() == 0 and g.X.max() == 16 and np.all(g.X == np.rint(g.X))
+    assert all(w in g.description for w in ('Alpaydin', 'CC BY 4.0', 'UCI'))
