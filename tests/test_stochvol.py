@@ -1,0 +1,160 @@
+"""Tests of ngvi_lit.stochvol: the hyperparameter profile, forecasts, filter, tests of calibration, peers and the
+optional `arch` dependency."""
+import ast, inspect, sys
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from ngvi_lit import stochvol as sv
+from ngvi_lit.banded import BandedNGVI, StochVolAR1
+from ngvi_lit.fit import fit
+
+
+@pytest.fixture(scope='module')
+def short():
+    y, h = sv.simulate_sv(200, mu=-.2, phi=.95, sigma=.25, rng=np.random.default_rng(2))
+    return y, h
+
+
+def test_module_imports_without_arch(monkeypatch):
+    "No top-level import of arch; the functions that need it say `pip install arch`."
+    tree = ast.parse(inspect.getsource(sv))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top for a in n.names] + [n.module or '' for n in top if isinstance(n, ast.ImportFrom)]
+    assert not any(nm == 'arch' or nm.startswith('arch.') for nm in names)
+    monkeypatch.setitem(sys.modules, 'arch', None)
+    for f in (sv.sp500_returns, lambda: sv.garch_backtest(np.ones(50), 20)):
+        with pytest.raises(ImportError, match='pip install arch'): f()
+
+
+def test_expected_log_prior_identity_and_gradient(short):
+    y, _ = short
+    psi = sv.sv_to_psi([-.1, .9, .3]); mod = StochVolAR1(y, *sv.sv_from_psi(psi))
+    q = fit(mod, BandedNGVI(), rng=np.random.default_rng(0)).q
+    val, g = sv.sv_expected_log_prior(q, psi)
+    ell = mod.site_terms(q.mean, q.marginal_var())[0].sum()
+    assert abs(mod.elbo(q) - (ell + val + q.entropy())) < 1e-9 * abs(mod.elbo(q))
+    fd = np.array([(sv.sv_expected_log_prior(q, psi + d)[0] - sv.sv_expected_log_prior(q, psi - d)[0]) / 2e-6
+                   for d in 1e-6 * np.eye(3)])
+    np.testing.assert_allclose(fd, g, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sv.sv_to_psi(sv.sv_from_psi(psi)), psi, atol=1e-12)
+
+
+def test_envelope_gradient_matches_profile_differences(short):
+    y, _ = short
+    P = sv._Profile(y, None, 1e-13); psi = sv.sv_to_psi([-.1, .9, .3])
+    f0, g0 = P(psi)
+    fd = np.array([(P(psi + d)[0] - P(psi - d)[0]) / 2e-4 for d in 1e-4 * np.eye(3)])
+    assert np.abs(fd - g0).max() < 1e-4 * np.abs(g0).max()
+
+
+def test_fit_sv_recovers_truth_within_laplace():
+    theta = np.array([0., .97, .15])
+    y, h = sv.simulate_sv(2000, *theta, rng=np.random.default_rng(11))
+    r = sv.fit_sv(y)
+    d = sv.sv_to_psi(theta) - r.psi
+    assert d @ np.linalg.solve(r.psi_cov, d) < stats.chi2.ppf(.999, 3)
+    assert np.all(np.linalg.eigvalsh(r.psi_cov) > 0) and r.interval(.95).shape == (3, 2)
+    ci = r.interval(.5); assert np.all(ci[:, 0] <= r.theta) and np.all(r.theta <= ci[:, 1])
+    v = r.q.marginal_var()
+    assert .8 < np.mean(np.abs(h - r.q.mean) < 1.645 * np.sqrt(v)) < .97
+
+
+def test_sv_forecast_density_cdf_ppf():
+    fc = sv.SVForecast(np.array([-.3, .5]), np.array([.05, .4])); ys = np.array([.2, -3.])
+    ex = [integrate.quad(lambda h: stats.norm.pdf(ys[i], scale=np.exp(h / 2)) * stats.norm.pdf(h, fc.a[i], np.sqrt(fc.P[i])), -20, 20)[0]
+          for i in range(2)]
+    np.testing.assert_allclose(np.exp(fc.logpdf(ys)), ex, rtol=1e-8)
+    for f in (fc, sv.NormalForecast(np.array([1., 2.])), sv.StudentForecast(np.array([1., 2.]), 4.)):
+        for a in (.01, .05, .5, .95):
+            np.testing.assert_allclose(f.cdf(f.ppf(a)), a, atol=1e-10)
+    # a degenerate mixture (P = 0) is the Gaussian N(0, e^a)
+    g = sv.SVForecast(np.array([.4]), np.array([0.]))
+    np.testing.assert_allclose(g.logpdf(np.array([1.3])), stats.norm.logpdf(1.3, scale=np.exp(.2)), rtol=1e-12)
+
+
+def test_student_forecast_unit_variance():
+    f = sv.StudentForecast(np.array([1.7]), 6.)
+    var = integrate.quad(lambda x: x**2 * np.exp(f.logpdf(np.array([x]))[0]), -np.inf, np.inf)[0]
+    assert abs(var - 1.7**2) < 1e-7
+
+
+def test_filter_update_is_the_one_site_optimum():
+    a0, P0, y0 = -.4, .2, 1.9
+    m1, v1 = sv.sv_filter_update(y0, a0, P0)
+    def neg_elbo(p):
+        m, lv = p; v = np.exp(lv)
+        return -(-m / 2 - y0**2 * np.exp(-m + v / 2) / 2 - .5 * ((m - a0)**2 / P0 + v / P0 - 1 - np.log(v / P0)))
+    d = optimize.minimize(neg_elbo, [a0, np.log(P0)], method='Nelder-Mead', options=dict(xatol=1e-10, fatol=1e-14, maxiter=4000)).x
+    assert abs(m1 - d[0]) < 1e-6 and abs(v1 - np.exp(d[1])) < 1e-6
+
+
+def test_ewma_recursion():
+    y = np.random.default_rng(0).standard_normal(60)
+    f = sv.ewma_backtest(y, 40, lam=.9, n_init=5)
+    s2 = np.mean(y[:5]**2)
+    for t in range(1, 41): s2 = .9 * s2 + .1 * y[t - 1]**2
+    assert abs(f.sd[0]**2 - s2) < 1e-12 and len(f) == 20
+
+
+def test_kupiec_and_binomial():
+    k = sv.kupiec_test(10, 1000, .01)
+    assert abs(k['lr']) < 1e-12 and k['accept'] and k['region'][0] < 10 < k['region'][1]
+    x, n, a = 18, 1000, .01; p = x / n
+    lr = -2 * ((n - x) * np.log(1 - a) + x * np.log(a)) + 2 * ((n - x) * np.log(1 - p) + x * np.log(p))
+    assert abs(sv.kupiec_test(x, n, a)['lr'] - lr) < 1e-9
+    assert sv.kupiec_test(0, 1000, .01)['lr'] > 0 and np.isfinite(sv.kupiec_test(1000, 1000, .01)['lr'])
+    crit = stats.chi2.ppf(.95, 1); lo, hi = k['region']
+    assert sv.kupiec_test(lo - 1, n, a)['lr'] > crit and sv.kupiec_test(hi + 1, n, a)['lr'] > crit
+    lo, hi = sv.binomial_interval(900, 1000)
+    assert lo < .9 < hi and abs(stats.binom.sf(899, 1000, lo) - .025) < 1e-6
+
+
+def test_dm_test_lag0_is_iid_se():
+    d = np.random.default_rng(1).standard_normal(500) + .1
+    r = sv.dm_test(d, lag=0)
+    assert abs(r['se'] - d.std() / np.sqrt(500)) < 1e-12 and abs(r['z'] - d.mean() / r['se']) < 1e-12
+
+
+def test_forecast_scores_counts():
+    y = np.random.default_rng(3).standard_normal(400)
+    s = sv.forecast_scores(sv.NormalForecast(np.ones(400)), y)
+    assert s['kupiec'][.05]['violations'] == int(np.sum(y < stats.norm.ppf(.05)))
+    assert abs(s['coverage'] - np.mean(np.abs(y) <= stats.norm.ppf(.95))) < 1e-12
+    np.testing.assert_allclose(s['pit'], stats.norm.cdf(y))
+
+
+@pytest.mark.parametrize('call, name', [
+    (lambda: sv.simulate_sv(10, phi=1., rng=np.random.default_rng(0)), '`phi`'),
+    (lambda: sv.simulate_sv(10, sigma=-1., rng=np.random.default_rng(0)), '`sigma`'),
+    (lambda: sv.fit_sv(np.zeros(5)), '`y`'),
+    (lambda: sv.fit_sv(np.r_[np.ones(20), np.inf]), '`y`'),
+    (lambda: sv.sv_backtest(np.ones(30), 40), '`start`'),
+    (lambda: sv.sv_filter_update(1., 0., 0.), '`P`'),
+    (lambda: sv.ewma_backtest(np.ones(30), 20, lam=0.), '`lam`'),
+    (lambda: sv.kupiec_test(5, 3, .01), '`n_violations`'),
+    (lambda: sv.kupiec_test(1, 3, 1.5), '`alpha`'),
+    (lambda: sv.dm_test(np.ones(10), lag=10), '`lag`'),
+    (lambda: sv.SVForecast(np.zeros(3), np.zeros(2)), '`P`'),
+    (lambda: sv.StudentForecast(np.ones(2), 2.), '`nu`'),
+    (lambda: sv.sv_to_psi([0., .5]), '`theta`'),
+])
+def test_errors_name_the_argument(call, name):
+    with pytest.raises(ValueError) as e: call()
+    assert str(e.value).startswith(name)
+
+
+@pytest.mark.slow
+def test_garch_forecasts_are_one_step_with_fixed_parameters():
+    pytest.importorskip('arch')
+    y = sv.simulate_sv(1200, rng=np.random.default_rng(5))[0]
+    f, p = sv.garch_backtest(y, 1000, refit_every=100)
+    om, al, be = p[0]; s2 = f.sd[0]**2
+    for t in range(1000, 1099):
+        s2 = om + al * y[t]**2 + be * s2
+        assert abs(s2 / f.sd[t - 999]**2 - 1) < 1e-10
+    y2 = y.copy(); y2[1050] = 40.
+    f2, _ = sv.garch_backtest(y2, 1000, refit_every=100)
+    assert f2.sd[50] == f.sd[50] and f2.sd[51] > f.sd[51]
+    ft, pt = sv.garch_backtest(y, 1000, refit_every=100, dist='t')
+    assert np.all(ft.nu > 2) and np.isfinite(ft.logpdf(y[1000:])).all()
