@@ -112,15 +112,16 @@ def _check_writable(path: Path) -> Path:
     if not existed: path.unlink()
     return path
 
-def demo(out: str='ngvi_demo.png',  # where to save the first figure (the second gets a `_convergence` suffix)
-         model: str='logistic',     # GLM of part 2: 'logistic' or 'probit'
-         data: str|None=None,       # CSV for part 2 (default: shipped breast-cancer data)
-         target: str|None=None,     # target column of `data`
+def demo(out: str='ngvi_demo.png',  # figure path (.png, .pdf or .svg); the convergence figure gets a _convergence suffix
+         model: str='logistic',     # GLM of part 2
+         data: str|None=None,       # CSV file for part 2: one header line, numeric columns, 0/1 target (default: the shipped breast-cancer data, raw features)
+         target: str|None=None,     # target column name in the CSV (default: the last column)
          seed: int=0,               # random seed
          ngvi_iter: int=100,        # NGVI iteration limit
          adam_iter: int=5000,       # Adam iterations per learning rate
-         compare: bool=True,        # run part 2
+         compare: bool=True,        # run part 2, NGVI against Adam (the flag --no-compare runs only part 1, the conjugate check)
          quiet: bool=False,         # print nothing
+         threads: int=1,            # BLAS threads: 1 is fastest for the small matrices of this demo; 0 keeps the BLAS default
         ) -> dict:
     "Run the demo: the conjugate check, then NGVI against Adam on a GLM with raw features; save figures."
     path = _check_writable(out)
@@ -129,6 +130,8 @@ def demo(out: str='ngvi_demo.png',  # where to save the first figure (the second
     if data is not None and not Path(data).is_file(): raise ValueError(f"`--data`: no such file: {data}")
     for name, v in (('--iterations', ngvi_iter), ('--adam-iterations', adam_iter)):
         if v < 1: raise ValueError(f"`{name}` must be at least 1; got {v}")
+    if threads < 0: raise ValueError(f"`--threads` must be >= 0; got {threads}")
+    if threads > 0: limit_blas_threads(threads)
     say = (lambda *a: None) if quiet else print
     n = 2 if compare else 1
     say(f"ngvi_lit demo 1/{n}: conjugate check (Bayesian linear regression, diabetes data, 442 x 10 raw features + intercept)")
@@ -151,8 +154,30 @@ def demo(out: str='ngvi_demo.png',  # where to save the first figure (the second
         res.update(comparison=cmp, figure2=path2)
     return res
 
+def _param_comments(fn) -> dict:
+    "The `# comment` after each parameter of `fn`'s signature (the docments style of this book), by parameter name."
+    import inspect, io, tokenize
+    out, depth, name, expect_name = {}, 0, None, False
+    for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(fn)).readline):
+        if tok.type == tokenize.OP and tok.string in '([{':
+            depth += 1; expect_name = depth == 1 and tok.string == '('
+        elif tok.type == tokenize.OP and tok.string in ')]}':
+            depth -= 1
+            if depth == 0: break
+        elif tok.type == tokenize.OP and tok.string == ',' and depth == 1: expect_name = True
+        elif tok.type == tokenize.NAME and expect_name: name, expect_name = tok.string, False
+        elif tok.type == tokenize.COMMENT and name is not None: out[name] = tok.string.lstrip('#').strip()
+    return out
+
+# the command-line flags of `demo`'s parameters; their help, types and defaults come from its signature and comments
+_DEMO_FLAGS = {'out': '--out', 'model': '--model', 'data': '--data', 'target': '--target', 'ngvi_iter': '--iterations',
+               'adam_iter': '--adam-iterations', 'seed': '--seed', 'threads': '--threads', 'compare': '--no-compare',
+               'quiet': '--quiet'}
+_DEMO_EXTRA = {'model': dict(choices=sorted(_GLMS)), 'data': dict(metavar='CSV')}
+
 def main(argv=None) -> int:
     "Entry point of the `ngvi` command; returns the exit status."
+    import inspect
     p = _Parser(prog='ngvi', description='ngvi_lit: natural-gradient variational inference.')
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND', parser_class=_Parser)
     d = sub.add_parser('demo', help='run the quickstart: exact conjugate check, then NGVI vs Adam on raw features',
@@ -162,26 +187,19 @@ def main(argv=None) -> int:
                                    'scaled features, fitted by default NGVI (exact and Monte Carlo expectations) and by '
                                    'Adam with its learning rate tuned; prints iterations, seconds, final ELBO and gap '
                                    'to the best ELBO, with progress bars, and saves a convergence figure.')
-    d.add_argument('--out', default='ngvi_demo.png', help='figure path (.png, .pdf or .svg; default: %(default)s); '
-                   'the convergence figure gets a _convergence suffix')
-    d.add_argument('--model', default='logistic', choices=sorted(_GLMS), help='GLM of part 2 (default: %(default)s)')
-    d.add_argument('--data', default=None, metavar='CSV', help='CSV file for part 2: one header line, numeric columns, '
-                   '0/1 target (default: the shipped breast-cancer data, raw features)')
-    d.add_argument('--target', default=None, help='target column name in --data (default: the last column)')
-    d.add_argument('--iterations', type=int, default=100, help='NGVI iteration limit (default: %(default)s)')
-    d.add_argument('--adam-iterations', type=int, default=5000, help='Adam iterations per learning rate (default: %(default)s)')
-    d.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    d.add_argument('--threads', type=int, default=1, help='BLAS threads (default: %(default)s, fastest for the '
-                   'small matrices of this demo; 0 keeps the BLAS default)')
-    d.add_argument('--no-compare', action='store_true', help='run only part 1, the conjugate check')
-    d.add_argument('--quiet', action='store_true', help='print nothing')
+    helps, params = _param_comments(demo), inspect.signature(demo).parameters
+    for name, flag in _DEMO_FLAGS.items():
+        default = params[name].default
+        if isinstance(default, bool):
+            d.add_argument(flag, dest=name, action='store_false' if default else 'store_true', help=helps[name])
+        else:
+            kind = int if isinstance(default, int) else str
+            extra = _DEMO_EXTRA.get(name) or dict(metavar=flag[2:].upper().replace('-', '_'))
+            d.add_argument(flag, dest=name, type=kind, default=default, help=helps[name] + ('' if default is None else ' (default: %(default)s)'),
+                           **extra)
     args = p.parse_args(argv)
     if args.cmd is None: p.print_help(); return 2
-    if args.threads < 0: p.error(f"argument --threads: must be >= 0; got {args.threads}")
-    if args.threads > 0: limit_blas_threads(args.threads)
-    try:
-        res = demo(args.out, args.model, args.data, args.target, args.seed, args.iterations, args.adam_iterations,
-                   not args.no_compare, args.quiet)
+    try: res = demo(**{k: v for k, v in vars(args).items() if k != 'cmd'})
     except ValueError as e:
         print(f"ngvi: error: {e}", file=sys.stderr); return 1
     return 0 if res['kl'] < 1e-10 else 1
