@@ -124,6 +124,39 @@ def test_forecast_scores_counts():
     np.testing.assert_allclose(s['pit'], stats.norm.cdf(y))
 
 
+def test_student_t_chain_model():
+    "StochVolTAR1: quadrature expectations against adaptive quadrature, Price consistency, d/dnu by differences."
+    y = np.array([.3, -2.5, 1.1, 4.])
+    mod = sv.StochVolTAR1(y, 0., .9, .3, nu=5.)
+    m, v = np.array([-.5, 0., .4, 1.]), np.array([.05, .3, .8, .2])
+    ell, d1, d2 = mod.site_terms(m, v)
+    for i in range(4):
+        f = lambda h: mod._c - h / 2 - 3 * np.log1p(y[i]**2 * np.exp(-h) / 5)
+        ex = integrate.quad(lambda h: f(h) * stats.norm.pdf(h, m[i], np.sqrt(v[i])), -20, 20)[0]
+        assert abs(ex - ell[i]) < 1e-7
+    h = 1e-6
+    np.testing.assert_allclose((mod.site_terms(m + h, v)[1] - mod.site_terms(m - h, v)[1]) / (2 * h), d2, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(-(mod.site_terms(m + h, v)[0] - mod.site_terms(m - h, v)[0]) / (2 * h), d1, rtol=1e-6, atol=1e-9)
+    q = fit(mod, BandedNGVI(), rng=np.random.default_rng(0)).q
+    dnu = (sv.StochVolTAR1(y, 0., .9, .3, 5. + 1e-5).elbo(q) - sv.StochVolTAR1(y, 0., .9, .3, 5. - 1e-5).elbo(q)) / 2e-5
+    assert abs(dnu - mod.dloglik_dnu(q)) < 1e-6
+
+
+def test_sv_forecast_student_t_density():
+    fc = sv.SVForecast(np.array([.1]), np.array([.3]), nu=7.)
+    ex = integrate.quad(lambda h: stats.t.pdf(-2.2 * np.exp(-h / 2), 7.) * np.exp(-h / 2) * stats.norm.pdf(h, .1, np.sqrt(.3)), -20, 20)[0]
+    assert abs(np.exp(fc.logpdf(np.array([-2.2])))[0] / ex - 1) < 1e-8
+    assert abs(fc.cdf(fc.ppf(.01)) - .01).max() < 1e-10
+
+
+def test_fit_sv_student_t_short():
+    y, _ = sv.simulate_sv(400, 0., .95, .2, nu=6., rng=np.random.default_rng(4))
+    r = sv.fit_sv(y, errors='t')
+    assert r.theta.size == 4 and r.nu > 2 and r.psi_cov.shape == (4, 4) and np.all(np.linalg.eigvalsh(r.psi_cov) > 0)
+    g = sv._Profile(y, r.q, 1e-13)(r.psi)[1]
+    assert np.abs(g).max() < 1e-3
+
+
 @pytest.mark.parametrize('call, name', [
     (lambda: sv.simulate_sv(10, phi=1., rng=np.random.default_rng(0)), '`phi`'),
     (lambda: sv.simulate_sv(10, sigma=-1., rng=np.random.default_rng(0)), '`sigma`'),
@@ -138,6 +171,10 @@ def test_forecast_scores_counts():
     (lambda: sv.SVForecast(np.zeros(3), np.zeros(2)), '`P`'),
     (lambda: sv.StudentForecast(np.ones(2), 2.), '`nu`'),
     (lambda: sv.sv_to_psi([0., .5]), '`theta`'),
+    (lambda: sv.simulate_sv(10, nu=2., rng=np.random.default_rng(0)), '`nu`'),
+    (lambda: sv.fit_sv(np.ones(30), errors='cauchy'), '`errors`'),
+    (lambda: sv.StochVolTAR1(np.ones(5), nu=1.), '`nu`'),
+    (lambda: sv.sv_filter_update(1., 0., 1., nu=2.), '`nu`'),
 ])
 def test_errors_name_the_argument(call, name):
     with pytest.raises(ValueError) as e: call()
