@@ -15,7 +15,8 @@ import common  # noqa: E402  (first: fixes the BLAS thread count before numpy lo
 
 # name -> module; the order is the order of the run (cheap first)
 BENCHMARKS = {'solvers': 'bench_solvers', 'floor': 'bench_floor', 'streaming': 'bench_streaming', 'soak': 'bench_soak',
-              'peers': 'bench_peers'}
+              'peers': 'bench_peers', 'stochvol': 'bench_stochvol', 'lda': 'bench_lda', 'cluster': 'bench_cluster',
+              'bnn': 'bench_bnn', 'amortised': 'bench_amortised'}
 
 
 def main(argv=None) -> int:
