@@ -113,3 +113,19 @@ def test_agrees_with_sklearn():
     sk.partial_fit(X)                    # one online step on the whole corpus, rho = (tau0 + 1)^-kappa
     model = LDA(X, 3); s, _ = LDASVI(tau0=10., kappa=.7).step(model.on_batch(model.X, np.zeros(300), 300), LDAState(init_topics(3, 60, np.random.default_rng(2)), 0), None)
     assert np.allclose(s.q.alpha, sk.components_, rtol=1e-5)
+
+
+def test_docstring_corpus_is_deterministic_on_a_small_package(tmp_path, monkeypatch):
+    from ngvi_lit.lda import docstring_corpus, tokenize
+    pkg = tmp_path / 'lda_fake_pkg'; (pkg / 'tests').mkdir(parents=True)
+    (pkg / '__init__.py').write_text('"""Alpha beta gamma. The delta of the alpha."""\n')
+    (pkg / 'mod.py').write_text('def f():\n    """Beta gamma gamma, and 3 deltas."""\n\nclass C:\n    """Alpha alpha beta."""\n    def g(self):\n        """Alpha alpha beta."""\n')
+    (pkg / 'tests' / 'test_x.py').write_text('def t():\n    """Omega omega omega."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kw = dict(min_tokens=1, min_df=1, max_df=1., max_vocab=10, min_kept=1)
+    X, vocab, lab = docstring_corpus(('lda_fake_pkg',), **kw)
+    assert list(vocab) == ['alpha', 'beta', 'delta', 'deltas', 'gamma']     # 'omega' is in a test suite; 'the', 'and' are stop words
+    assert X.shape == (3, 5) and X.sum() == len(tokenize('Alpha beta gamma. The delta of the alpha. Beta gamma gamma, and 3 deltas. Alpha alpha beta.'))
+    X2, _, _ = docstring_corpus(('lda_fake_pkg',), **kw)
+    assert (X2 != X).nnz == 0 and set(lab) == {'lda_fake_pkg'}
+    with pytest.raises(ValueError, match='`package`'): docstring_corpus(('no_such_package_xyz',))
