@@ -31,7 +31,7 @@ def test_ivon_iblr_keeps_positive():
 
 def test_kfac_step_is_dense_solve():
     m, X, y = _cls()
-    a = NoisyKFACNet(lr=0.3, beta1=0., inv_every=3)
+    a = NoisyKFACNet(lr=0.3, beta1=0., beta=0.5, inv_every=3)
     rng = np.random.default_rng(5); st = a.init(m, None, rng)
     for _ in range(4): st, _ = a.step(m, st, rng)
     st2, _ = a.step(m, st, np.random.default_rng(9))
