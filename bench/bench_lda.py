@@ -57,7 +57,7 @@ def sk_run(X, test, K, lam0, method, passes, batch_size, tau0, kappa):
 def run(quick: bool = False) -> dict:
     import sklearn
     t_start = time.perf_counter()
-    res = dict(sklearn=sklearn.__version__, corpora={}, seeds=1 if quick else 3)
+    res = dict(sklearn=sklearn.__version__, corpora={}, seeds=1 if quick else 5)
     for name, c in corpora(quick).items():
         K, X, test = c['K'], c['X'], c['test']
         kw = dict(batch_size=c['batch_size'], tau0=c['tau0'], kappa=c['kappa'])

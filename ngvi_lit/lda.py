@@ -31,7 +31,7 @@ def check_counts(X,                 # document-term counts: scipy.sparse matrix 
                  V: int|None=None,  # required vocabulary size (columns); None: any
                  allow_empty: bool=False,  # accept documents without any token
                 ) -> sp.csr_matrix:
-    "Validated CSR float64 copy-free view of a document-term matrix: finite, non-negative, duplicates summed, indices sorted."
+    "A document-term matrix as CSR float64, checked: finite, non-negative counts, the vocabulary size `V` if given, no empty documents unless allowed; duplicates summed."
     if sp.issparse(X): X = sp.csr_matrix(X, dtype=float)
     else:
         A = np.asarray(X)
