@@ -88,3 +88,12 @@ def test_errors():
                     (lambda: VOGN(curvature='x'), 'curvature'), (lambda: IVON(beta2=1), 'beta2'),
                     (lambda: NoisyKFACNet(inv_every=0), 'inv_every'), (lambda: gap_data(np.random.default_rng(0), n=1), '`n`')]:
         with pytest.raises(ValueError, match=word): f()
+
+def test_kfac_stats_every_keeps_factors_between_updates():
+    m, X, y = _cls()
+    a = NoisyKFACNet(lr=0.1, beta=0.5, stats_every=3, inv_every=3)
+    rng = np.random.default_rng(0); st = a.init(m, None, rng)
+    for _ in range(4): st, _ = a.step(m, st, rng)          # t = 4: past the warm-up (t * beta >= 1); no statistics at t = 4, 5
+    st5, _ = a.step(m, st, rng)
+    assert all(A is B for A, B in zip(st5.A_bar, st.A_bar)) and all(np.isfinite(st5.q.mean))
+    with pytest.raises(ValueError, match='stats_every'): NoisyKFACNet(stats_every=0)
