@@ -74,6 +74,7 @@ def gaps(vae, theta, Xh, seed, best_steps, best_samples, quad=False, quick=False
                amortisation_gap=_ms(eb - e0), approximation_gap=_ms(iw.logml - eb),
                ngvi_elbo={k: _ms(ek[k]) for k in KS}, ngvi_closure={k: list(v) for k, v in ngvi_curve.items()},
                ngvi_steps_to_90=_first_k(ngvi_curve), ngvi_seconds_50_steps=t_ngvi,
+               ngvi_cost={k: dict(evals_per_point=r.cost[k][0], seconds=r.cost[k][1]) for k in KS},
                ngvi_evals_per_point_50_steps=float(r.n_evals.mean()),
                best=dict(steps=f'50 x 32 draws, then {best_steps} x {best_samples} draws (the better of the two per point)'))
     # Adam on (m, C): learning rates swept on these same points (favours Adam), steps for the same closure
@@ -81,7 +82,8 @@ def gaps(vae, theta, Xh, seed, best_steps, best_samples, quad=False, quick=False
     for lr in ADAM_LRS:
         ra = adam_refine(vae, theta, Xh, M0, P0, max(ADAM_KS), np.random.default_rng(seed + 2), lr=lr, n_samples=32, record=ADAM_KS)
         curve = {k: _closure(e0, ev(*ra.record[k])[0], eb, brng) for k in ADAM_KS}
-        adam[lr] = dict(closure={k: list(v) for k, v in curve.items()}, steps_to_90=_first_k(curve))
+        adam[lr] = dict(closure={k: list(v) for k, v in curve.items()}, steps_to_90=_first_k(curve),
+                        cost={k: dict(evals_per_point=ra.cost[k][0], seconds=ra.cost[k][1]) for k in ADAM_KS})
     score = lambda lr: (adam[lr]['steps_to_90'] or 10**9, -adam[lr]['closure'][max(ADAM_KS)][0])
     lr_best = min(ADAM_LRS, key=score)
     out.update(adam=adam, adam_lr_tuned=lr_best, adam_steps_to_90=adam[lr_best]['steps_to_90'])
@@ -157,6 +159,7 @@ def run(quick: bool = False) -> dict:
     g['train'] = dict(iterations=tr.n_iter, final_train_elbo=float(tr.elbo[-200:].mean()))
     res['digits'] = g
     res['semi_amortised'] = semi_amortised(Dtr, Dte[:40] if quick else Dte, 300, 100 if quick else 1500)
+    if not quick: res['semi_amortised_seed2'] = semi_amortised(Dtr, Dte, 400, 1500)
     d, s = res['digits'], res['semi_amortised']
     res['acceptance'] = dict(
         ngvi_closure_at_5_digits=d['ngvi_closure'][5], ngvi_closure_at_5_generated=res['generated']['ngvi_closure'][5],
