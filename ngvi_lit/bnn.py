@@ -48,6 +48,7 @@ class BNN:
 
     dim = property(lambda self: self.net.d_in, doc="d_0: input columns (what a data source is checked against)")
     n_params = property(lambda self: self.net.n_params, doc="P: number of weights")
+    q_dim = property(lambda self: self.net.n_params, doc="P: the dimension of q (what `fit(resume=...)` checks a saved q against)")
     n_rows = property(lambda self: getattr(self, '_n_total', len(self.X)), doc="N: rows of the full data")
 
     def rows(self) -> tuple:

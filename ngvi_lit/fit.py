@@ -162,8 +162,8 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
         try: state = algo.state_from_arrays(model, d['state'])
         except (KeyError, ValueError, IndexError, TypeError) as e:
             raise ValueError(f"`resume`: {d['path']} does not hold a valid {d['method']!r} state for this model ({e})") from None
-        qd = getattr(algo.q_of(state), 'dim', model.dim)
-        if qd != model.dim: raise ValueError(f"`resume`: {d['path']} holds a q of dimension {qd}; the model has {model.dim}")
+        qd, md = getattr(algo.q_of(state), 'dim', None), getattr(model, 'q_dim', model.dim)   # q_dim: a model whose q is not over `dim` numbers (a network's weights)
+        if qd is not None and qd != md: raise ValueError(f"`resume`: {d['path']} holds a q of dimension {qd}; the model's q has {md}")
         rng.bit_generator.state = d['rng_state']
         hist = {k: list(d['history'][k]) for k in _HIST}; t0_wall = d['wall_time']; data_seed = d.get('data_seed')
         if d['avg'] is not None:
@@ -200,6 +200,9 @@ def fit(model,                      # a `models.Model` (a GLM for mini-batches)
                 status, message = 'stalled', f'stalled at iteration {nit}: {e}; the result keeps the last q (a numerical stationary point)'; break
             except FitFault as e:
                 status, message = 'failed', f'stopped at iteration {nit}: {e}; the result keeps the last good q'; break
+            if not (np.isfinite(info.elbo) and (np.isfinite(info.elbo_se) or np.isnan(info.elbo_se)) and not info.elbo_se < 0):
+                status, message = 'failed', (f'stopped at iteration {nit}: {mname} reported ELBO {info.elbo} +- {info.elbo_se}; '
+                                             'the result keeps the last good q'); break
             state = new_state; nit += 1; rows += rows_t
             for k, v in zip(_HIST, (*info, t0_wall + time.perf_counter() - t_start, rows)): hist[k].append(float(v))
             if avg is not None: avg.update(nit - 1, algo.q_of(state))

@@ -355,3 +355,36 @@ def test_resume_refuses_another_batching(tmp_path):
     assert fit(m, rng=np.random.default_rng(0), resume=p, batch_size=30, max_iter=5).nit == 5
     q = str(tmp_path / 'f.npz'); fit(m, rng=np.random.default_rng(0), max_iter=2, save=q)
     with pytest.raises(ValueError, match='full-batch'): fit(m, rng=np.random.default_rng(0), resume=q, batch_size=30, max_iter=4)
+
+
+class _InfAfterTwo:
+    "A toy algorithm whose third step reports an infinite ELBO: fit must stop 'failed' and keep the last good q."
+    name, options = 'inf-after-two', {}
+    def init(self, model, q0=None): return (model.prior, 0)
+    def step(self, model, s, rng):
+        from ngvi_lit.updates import StepInfo
+        q, t = s
+        return (q, t + 1), StepInfo(float('inf') if t == 2 else -1.0 - t, 0.0, 1.0, 1.0, 0, 1.0)
+    def q_of(self, s): return s[0]
+
+
+def test_non_finite_step_info_is_a_failure_not_a_crash():
+    from ngvi_lit.models import LogisticRegression
+    rng = np.random.default_rng(0); X = rng.standard_normal((20, 2)); y = (X[:, 0] > 0) * 1.
+    r = fit(LogisticRegression(X, y, 2.), _InfAfterTwo(), rng=rng, max_iter=10)
+    assert r.status == 'failed' and r.nit == 2 and 'ELBO inf' in r.message and len(r.history['elbo']) == 2
+
+
+def test_resume_checks_q_against_q_dim(tmp_path):
+    "A model whose q is not over `dim` numbers (a network: `dim` is the input width) declares `q_dim`; resume uses it."
+    from ngvi_lit.bnn import BNN, VOGN
+    from ngvi_lit.nn import MLP, GaussianLik
+    from ngvi_lit.sources import ArraySource
+    rng = np.random.default_rng(0); X = rng.standard_normal((40, 2)); y = np.sin(X[:, 0])
+    m = BNN(MLP([2, 4, 1]), GaussianLik(.3), X, y)
+    assert m.q_dim == m.n_params != m.dim
+    kw = dict(data=ArraySource(X, y), batch_size=10)
+    a = fit(m, VOGN(), rng=np.random.default_rng(1), max_iter=4, save=str(tmp_path / 's'), **kw)
+    b = fit(m, VOGN(), rng=np.random.default_rng(1), max_iter=8, resume=str(tmp_path / 's.npz'), **kw)
+    full = fit(m, VOGN(), rng=np.random.default_rng(1), max_iter=8, **kw)
+    assert b.nit == 8 and np.array_equal(b.q.mean, full.q.mean)
