@@ -221,9 +221,9 @@ def ar1_prior(T: int,            # length of the chain
 
 # %% ../nbs/08b_banded.ipynb #a3664164
 class ChainExpectations(NamedTuple):
-    "What one banded NGVI step needs at q: the exact ELBO, the expected gradient and the likelihood's diagonal curvature."
+    "What one banded NGVI step needs at q: the exact ELBO, the expected gradient and the likelihood's expected curvature (diagonal, or banded when the likelihood couples neighbours)."
     grad: np.ndarray   # g = E_q[grad of -log p(y, z)] = Q(m - mu) + E_q[f_t'(z_t)], shape (T,)
-    curv: np.ndarray   # c_t = E_q[f_t''(z_t)]: E_q[Hessian of -log p(y, z)] = Q + diag(c), shape (T,)
+    curv: np.ndarray   # c_t = E_q[f_t''(z_t)]: E_q[Hessian of -log p(y, z)] = Q + diag(c), shape (T,); or a band C, shape (k+1, T), lower banded form: Q + C
     elbo: float        # ELBO(q) = sum_t E_q[log p(y_t | z_t)] - KL(q || prior), exact
 
 class ChainModel:
@@ -294,9 +294,12 @@ class GaussianAR1(ChainModel):
 # %% ../nbs/08b_banded.ipynb #777ea03a
 def banded_ngvi_step(q: BandedNormal, ex: ChainExpectations, prior_prec,  # Q in lower banded form
                      rho: float) -> BandedNormal:
-    "One Gaussian NGVI step in banded form: $S \\leftarrow (1-\\rho)S + \\rho(Q + \\mathrm{diag}\\,c)$, $m \\leftarrow m - \\rho S^{-1}g$; ValueError naming `prec` if S leaves the SPD cone."
-    B = max(q.bandwidth, prior_prec.shape[0] - 1)
-    H = _pad(prior_prec, B).copy(); H[0] += ex.curv
+    "One Gaussian NGVI step in banded form: $S \\leftarrow (1-\\rho)S + \\rho(Q + C)$ ($C$ = diag $c$, or a band), $m \\leftarrow m - \\rho S^{-1}g$; ValueError naming `prec` if S leaves the SPD cone."
+    c = ex.curv
+    if c.ndim == 1: c = c[None]                       # a diagonal curvature is a band of width 0
+    if c.ndim != 2 or c.shape[1] != q.T: raise ValueError(f"`ex.curv` must have shape ({q.T},) or (k+1, {q.T}); got {np.shape(ex.curv)}")
+    B = max(q.bandwidth, prior_prec.shape[0] - 1, c.shape[0] - 1)
+    H = _pad(prior_prec, B).copy(); H[:c.shape[0]] += c   # band by band
     S = (1 - rho) * _pad(q.prec_banded, B) + rho * H
     tmp = BandedNormal.from_precision(q.mean, S)
     m = q.mean - rho * sla.cho_solve_banded((tmp.chol_banded, True), ex.grad, check_finite=False)

@@ -138,3 +138,22 @@ def test_nonfinite_is_a_fit_fault():
     mod = PoissonAR1(np.ones(5)); q0 = BandedNormal.from_precision(np.full(5, 800.), ar1_prior(5).prec_banded)
     r = fit(mod, BandedNGVI(), rng=np.random.default_rng(0), q0=q0)
     assert r.status == 'failed' and 'non-finite' in r.message
+
+
+def test_step_with_banded_curvature_matches_dense():
+    "A curvature band (k+1, T) is added band by band; a (1, T) band gives the diagonal step's bits."
+    from ngvi_lit.banded import banded_ngvi_step, _dense_of
+    from ngvi_lit.updates import ngvi_gaussian_step
+    T = 25; rng = np.random.default_rng(5)
+    mod = StochVolAR1(rng.standard_normal(T), phi=.9, sigma=.4)
+    q = BandedNormal.from_precision(rng.standard_normal(T), ar1_prior(T, phi=.5, sigma=.5).prec_banded)
+    e = mod.expectations(q)
+    C = np.vstack([1 + rng.random(T), .3 * rng.standard_normal(T)]); C[1, -1] = 0.
+    qb = banded_ngvi_step(q, e._replace(curv=C), mod.prior_prec_banded, .5)
+    qd = ngvi_gaussian_step(q.to_mvnormal(), e.grad, _dense_of(mod.prior_prec_banded) + _dense_of(C), .5)
+    np.testing.assert_allclose(qb.mean, qd.mean, atol=1e-10)
+    np.testing.assert_allclose(_dense_of(qb.prec_banded), qd.prec, atol=1e-10)
+    q1, q2 = (banded_ngvi_step(q, e._replace(curv=c), mod.prior_prec_banded, .5) for c in (e.curv, e.curv[None]))
+    assert np.array_equal(q1.mean, q2.mean) and np.array_equal(q1.prec_banded, q2.prec_banded)
+    with pytest.raises(ValueError, match='ex.curv'):
+        banded_ngvi_step(q, e._replace(curv=np.ones((2, T - 1))), mod.prior_prec_banded, .5)
