@@ -190,9 +190,11 @@ class GLM(Model):
         return self.data_scale * f.sum(1), self.data_scale * (f1 @ X), H
 
     def _row_const(self):
-        "The likelihood's per-row constant on this model's targets (Poisson: log y!), computed once per targets array."
+        "The likelihood's per-row constant on this model's targets (Poisson: log y!), once per targets array, after checking them."
         rc = self.__dict__.get('_rc')
         if rc is None or rc[0] is not self.y:
+            z = np.zeros_like(self.y)
+            self.lik.expect(self.y, z, z)                  # the checked form once: targets outside the support raise here
             f = getattr(self.lik, 'row_const', None)
             rc = self._rc = (self.y, None if f is None else f(self.y))
         return rc[1]
