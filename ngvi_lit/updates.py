@@ -402,7 +402,7 @@ class NGVI:
                 if ex_new is None: q_new = q_mom             # noisy scheduled steps: plain heavy ball
                 else:
                     ex_mom = self._evaluate(model, q_mom, eps)
-                    if ex_mom.elbo >= ex_new.elbo: q_new, ex_new = q_mom, ex_mom
+                    if ex_mom.elbo > ex_new.elbo: q_new, ex_new = q_mom, ex_mom
             except ValueError: pass
         ex_info = ex_new if ex_new is not None else self._evaluate(model, q_new, eps)
         kl = q_new.kl(q)
