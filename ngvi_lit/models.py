@@ -13,6 +13,7 @@ from .checks import check_array, check_spd
 from .families import MvNormal
 from .quadrature import Lik1D, glm_likelihood, gauss_expect
 from .estimators import fisher_weight
+from .estimators import _units, _mean_se
 
 # %% auto #0
 __all__ = ['Expectations', 'Model', 'GLM', 'LinearRegression', 'LogisticRegression', 'ProbitRegression', 'PoissonRegression',
@@ -74,6 +75,7 @@ class Model:
     def expectations(self, q: MvNormal,   # the current Gaussian
                      eps=None,            # standard-normal draws (K, D): Monte Carlo; None: exact (if the model can)
                      curvature: str='hessian',  # 'hessian', 'ggn' (GLMs) or 'stein' (gradient-only, Monte Carlo)
+                     draws: str='iid',    # how `eps` was drawn (`estimators.normal_draws`): 'iid' or 'antithetic' (rows k, k + K/2 are a pair)
                     ) -> Expectations:
         "Expected gradient and curvature of the negative log joint and the ELBO at `q`, exact or from draws `eps`."
         if curvature not in ('hessian', 'ggn', 'stein'):
@@ -92,10 +94,11 @@ class Model:
             a = eps @ q.chol_prec.T
             T = a.T @ (g - g.mean(0)) / K
             H = (T + T.T) / 2
-        anti = K % 2 == 0 and np.allclose(eps[:K // 2], -eps[K // 2:])
-        units = (f[:K // 2] + f[K // 2:]) / 2 if anti else f
+        if draws not in ('iid', 'antithetic'): raise ValueError(f"`draws` must be 'iid' or 'antithetic'; got {draws!r}")
+        if draws == 'antithetic' and K % 2: raise ValueError(f"`eps` must hold an even number of draws with draws='antithetic'; got {K}")
+        units = _units(f, draws)                  # independent terms: draws, or antithetic pair means (estimators room)
         kl = self.kl_prior(q)
-        se = float(units.std(ddof=1) / np.sqrt(units.size)) if units.size > 1 else float('nan')
+        se = float(_mean_se(units).stderr) if units.size > 1 else float('nan')
         return Expectations(gp - g.mean(0), Hp - H, float(f.mean() - kl), se, units - kl)
 
     def _exact(self, q, curvature, gp, Hp):

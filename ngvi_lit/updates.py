@@ -5,13 +5,14 @@
 # %% ../nbs/08_updates.ipynb #fc6d678a
 from __future__ import annotations
 import numpy as np
-import math
+import math, inspect
 from typing import Callable, NamedTuple
 import scipy.linalg as sla
 from .checks import check_array, check_step_size, check_int
 from .families import MvNormal
 from .schedules import as_schedule, robbins_monro
 from .solvers import solve_spd, cg_solve, jacobi_preconditioner
+from .estimators import normal_draws
 
 # %% auto #0
 __all__ = ['ngvi_gaussian_step', 'iblr_step', 'ngvi_diag_step', 'StepOutcome', 'gaussian_step', 'auto_step', 'safe_step',
@@ -298,15 +299,19 @@ class NGVI:
         self.step_rule = rule if solver == 'cholesky' else (lambda q, g, H, r: ngvi_diag_step(q, g, H, r, iblr=rule == 'diag', solver='cg'))
         if momentum == 'auto': momentum = 0. if expectations == 'mc' else .5
         self.n, self.anti, self.beta, self.max_backoff = int(n_samples), antithetic, float(momentum), max_backoff
+        self.draws = 'antithetic' if antithetic else 'iid'
 
-    def _eps(self, rng, D):
-        if not self.anti: return rng.standard_normal((self.n, D))
-        e = rng.standard_normal((self.n // 2, D))
-        return np.concatenate([e, -e])
+    def _eps(self, rng, D): return normal_draws(rng, self.n, D, self.draws)
 
     def _evaluate(self, model, q, eps=None):
-        ex = model.expectations(q, eps=eps, curvature=self.curvature)
-        return ex
+        return model.expectations(q, eps=eps, curvature=self.curvature, **self._draws_kw(model, eps))
+
+    def _draws_kw(self, model, eps) -> dict:
+        "Tell the model how `eps` was drawn, if it asks (a model written without `draws` treats antithetic pairs as independent draws: a conservative standard error)."
+        if eps is None: return {}
+        try: takes = 'draws' in inspect.signature(model.expectations).parameters
+        except (TypeError, ValueError): takes = False
+        return {'draws': self.draws} if takes else {}
 
     def init(self, model, q0: MvNormal|None=None) -> NGVIState:
         "Initial state from `q0`, or by default from the better (by ELBO) of the prior and a Laplace approximation; a start with a non-finite ELBO is replaced."
@@ -375,7 +380,7 @@ class NGVI:
                 # expectations, step KL < 1e-9). A GGN or Stein curvature is not the ELBO's own, so that fixed point
                 # is not the optimum; the plain rule may keep leaving the SPD cone. From here on take the exact
                 # natural gradient (iBLR with the expected Hessian): an ascent direction whose fixed point is the optimum.
-                evaluate_h = lambda qq: model.expectations(qq, eps=eps, curvature='hessian')
+                evaluate_h = lambda qq: model.expectations(qq, eps=eps, curvature='hessian', **self._draws_kw(model, eps))
                 try: ex_h = evaluate_h(q)
                 except ValueError: ex_h = None
                 if ex_h is not None and np.isfinite(ex_h.elbo) and np.all(np.isfinite(ex_h.grad)) and np.all(np.isfinite(ex_h.hess)):

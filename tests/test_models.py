@@ -105,3 +105,17 @@ def test_bad_noise_and_counts():
     with pytest.raises(ValueError, match='noise_var'): LinearRegression(X, np.ones(3), 0., 1.)
     with pytest.raises(ValueError, match='y'): PoissonRegression(X, np.array([1., -1, 2]), 1.)
     with pytest.raises(ValueError, match='nu'): StudentTRegression(X, np.ones(3), 1., nu=-1)
+
+
+def test_monte_carlo_expectations_are_told_how_draws_were_made():
+    "Standard errors come from the estimators room: antithetic pairs are one independent term each; no guessing from the draws."
+    from ngvi_lit.estimators import normal_draws
+    from ngvi_lit.models import LogisticRegression
+    rng = np.random.default_rng(0); X = rng.standard_normal((30, 3)); y = (X[:, 0] > 0) * 1.
+    m = LogisticRegression(X, y, 2.); q = MvNormal(np.zeros(3), np.eye(3))
+    eps = normal_draws(np.random.default_rng(1), 64, 3, 'antithetic')
+    a, i = m.expectations(q, eps, draws='antithetic'), m.expectations(q, eps)
+    assert a.terms.shape == (32,) and i.terms.shape == (64,) and a.elbo == i.elbo
+    assert np.isclose(a.elbo_se, a.terms.std(ddof=1) / np.sqrt(32)) and a.elbo_se < i.elbo_se
+    with pytest.raises(ValueError, match='`draws`'): m.expectations(q, eps, draws='qmc')
+    with pytest.raises(ValueError, match='even'): m.expectations(q, eps[:5], draws='antithetic')
