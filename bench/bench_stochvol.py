@@ -1,7 +1,7 @@
 """Benchmark of the stochastic-volatility chapter (nbs/24_stochvol.ipynb): S&P 500 one-step-ahead backtest of the
-NGVI stochastic-volatility models (Gaussian and Student-t errors) against GARCH(1,1) (normal, Student-t; `arch`) and
+NGVI stochastic-volatility models (Gaussian errors, Student-t errors, Gaussian errors with leverage) against GARCH(1,1) (normal, Student-t; `arch`) and
 EWMA (lambda = 0.94) on the same held-out days; cost of a full fit at T ~ 5000; time per BandedNGVI step at
-T = 1e3, 1e4, 1e5 with its log-log slope; coverage of the Laplace intervals for (mu, phi, sigma) over simulated series.
+T = 1e3, 1e4, 1e5 with its log-log slope; coverage of the Laplace intervals for (mu, phi, sigma) and, with leverage, (mu, phi, sigma, rho) over simulated series.
 
 Usage: python bench/bench_stochvol.py [--quick]
 Writes bench/results/stochvol.json and bench/results/stochvol_*.png. Needs `arch` (pip install arch).
@@ -24,9 +24,10 @@ def _backtest(r, n_test, every):
     start = r.size - n_test; y = r[start:]; secs = {}
     t0 = time.perf_counter(); fc_sv, info = sv.sv_backtest(r, start, every); secs['SV'] = time.perf_counter() - t0
     t0 = time.perf_counter(); fc_svt, info_t = sv.sv_backtest(r, start, every, errors='t'); secs['SV_t'] = time.perf_counter() - t0
+    t0 = time.perf_counter(); fc_svl, info_l = sv.sv_backtest(r, start, every, leverage=True); secs['SV_lev'] = time.perf_counter() - t0
     t0 = time.perf_counter(); g_n = sv.garch_backtest(r, start, every, 'normal')[0]; secs['GARCH_normal'] = time.perf_counter() - t0
     t0 = time.perf_counter(); g_t = sv.garch_backtest(r, start, every, 't')[0]; secs['GARCH_t'] = time.perf_counter() - t0
-    fcs = dict(SV=fc_sv, SV_t=fc_svt, GARCH_normal=g_n, GARCH_t=g_t, EWMA=sv.ewma_backtest(r, start, .94))
+    fcs = dict(SV=fc_sv, SV_t=fc_svt, SV_lev=fc_svl, GARCH_normal=g_n, GARCH_t=g_t, EWMA=sv.ewma_backtest(r, start, .94))
     sc = {k: sv.forecast_scores(f, y) for k, f in fcs.items()}
     models = {}
     for k, s in sc.items():
@@ -36,10 +37,11 @@ def _backtest(r, n_test, every):
                          coverage90=s['coverage'], coverage90_ci95=s['coverage_ci'],
                          pit_bin_counts=np.histogram(s['pit'], bins=10, range=(0, 1))[0].tolist())
     dm = {f'{a}-{b}': sv.dm_test(sc[a]['log_score'] - sc[b]['log_score'])
-          for a in ('SV', 'SV_t') for b in ('GARCH_normal', 'GARCH_t', 'EWMA')}
+          for a in ('SV', 'SV_t', 'SV_lev') for b in ('GARCH_normal', 'GARCH_t', 'EWMA')}
     dm['SV_t-SV'] = sv.dm_test(sc['SV_t']['log_score'] - sc['SV']['log_score'])
+    dm['SV_lev-SV'] = sv.dm_test(sc['SV_lev']['log_score'] - sc['SV']['log_score'])
     return dict(start=start, n_test=n_test, refit_every=every, models=models, dm=dm,
-                sv_thetas=info['thetas'], sv_t_thetas=info_t['thetas'], refit_days=info['refit_days']), fcs, sc
+                sv_thetas=info['thetas'], sv_t_thetas=info_t['thetas'], sv_lev_thetas=info_l['thetas'], refit_days=info['refit_days']), fcs, sc
 
 
 def _figures(dates, r, start, fcs, sc, sv_all):
@@ -86,12 +88,12 @@ def _step_cost(Ts, repeats):
                 loglog_slope_cpu=common.loglog_slope(Tv, [r['cpu_seconds_per_step'] for r in rows]))
 
 
-def _coverage(n_seeds, T, theta=(0., .97, .15)):
+def _coverage(n_seeds, T, theta=(0., .97, .15), leverage=False):
     z, inside, rmse, secs = [], [], [], []
     for s in range(n_seeds):
-        y, h = sv.simulate_sv(T, *theta, rng=np.random.default_rng(1000 + s))
-        t0 = time.perf_counter(); f = sv.fit_sv(y); secs.append(time.perf_counter() - t0)
-        d = sv.sv_to_psi(theta) - f.psi; z.append(d / np.sqrt(np.diag(f.psi_cov)))
+        y, h = sv.simulate_sv(T, *theta[:3], rho=theta[3] if leverage else 0., rng=np.random.default_rng(1000 + s))
+        t0 = time.perf_counter(); f = sv.fit_sv(y, leverage=leverage); secs.append(time.perf_counter() - t0)
+        d = sv.sv_to_psi(theta, leverage) - f.psi; z.append(d / np.sqrt(np.diag(f.psi_cov)))
         ci = f.interval(.95); inside.append([lo <= t <= hi for (lo, hi), t in zip(ci, theta)])
         rmse.append(float(np.sqrt(np.mean((np.exp(f.q.mean / 2 + f.q.marginal_var() / 8) - np.exp(h / 2))**2))))
     z = np.array(z); inside = np.array(inside)
@@ -108,15 +110,18 @@ def run(quick: bool = False) -> dict:
     n_test, every = (250, 50) if quick else (1000, 20)
     bt, fcs, sc = _backtest(r, n_test, every)
     fit_times = {}
-    for errors in ('normal', 't'):
+    for errors in ('normal', 't', 'leverage'):
         ts = []
         for _ in range(1 if quick else 5):
-            t0 = time.perf_counter(); f = sv.fit_sv(r, errors=errors); ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            f = sv.fit_sv(r, leverage=True) if errors == 'leverage' else sv.fit_sv(r, errors=errors)
+            ts.append(time.perf_counter() - t0)
         fit_times[errors] = dict(T=r.size, spread=common.spread(ts), theta=f.theta, theta_sd=f.theta_sd(),
                                  ci95=f.interval(.95), elbo=f.elbo, n_fits=f.n_fits, n_steps=f.n_steps)
         if errors == 'normal': sv_all = f
     cost = _step_cost((10**3, 10**4) if quick else (10**3, 10**4, 10**5), 3 if quick else 7)
     cov = _coverage(5 if quick else 50, 2000 if quick else 5000)
+    cov_lev = _coverage(5 if quick else 30, 2000 if quick else 5000, (0., .97, .15, -.5), leverage=True)
     figs = _figures(dates, r, bt['start'], fcs, sc, sv_all)
     # sensitivity to the held-out length (the primary, pre-chosen period is the last 1000 days; all lengths reported)
     other = {}
@@ -126,7 +131,8 @@ def run(quick: bool = False) -> dict:
             k: dict(mean_log_score=v['mean_log_score'], var1=v['kupiec']['0.01']['violations'], var1_accept=v['kupiec']['0.01']['accept'],
                     var5=v['kupiec']['0.05']['violations'], var5_accept=v['kupiec']['0.05']['accept'],
                     region1=v['kupiec']['0.01']['region'], region5=v['kupiec']['0.05']['region'], coverage90=v['coverage90'])
-            for k, v in b2['models'].items()}, dm_sv_vs_garch_normal=b2['dm']['SV-GARCH_normal'], dm_svt_vs_garch_normal=b2['dm']['SV_t-GARCH_normal'])
+            for k, v in b2['models'].items()}, dm_sv_vs_garch_normal=b2['dm']['SV-GARCH_normal'], dm_svt_vs_garch_normal=b2['dm']['SV_t-GARCH_normal'],
+            dm_svlev_vs_garch_normal=b2['dm']['SV_lev-GARCH_normal'])
     m = bt['models']
     acc = dict(
         logscore_sv_ge_garch_normal=m['SV']['mean_log_score'] >= m['GARCH_normal']['mean_log_score'],
@@ -134,12 +140,16 @@ def run(quick: bool = False) -> dict:
         dm_sv_vs_garch_normal=bt['dm']['SV-GARCH_normal'], dm_svt_vs_garch_normal=bt['dm']['SV_t-GARCH_normal'],
         kupiec_sv={a: m['SV']['kupiec'][a]['accept'] for a in ('0.01', '0.05')},
         kupiec_svt={a: m['SV_t']['kupiec'][a]['accept'] for a in ('0.01', '0.05')},
+        kupiec_svlev={a: m['SV_lev']['kupiec'][a]['accept'] for a in ('0.01', '0.05')},
+        logscore_svlev_ge_garch_normal=m['SV_lev']['mean_log_score'] >= m['GARCH_normal']['mean_log_score'],
+        dm_svlev_vs_garch_normal=bt['dm']['SV_lev-GARCH_normal'],
+        full_fit_lev_seconds_median=fit_times['leverage']['spread']['median'],
         full_fit_seconds_median=fit_times['normal']['spread']['median'],
         full_fit_t_seconds_median=fit_times['t']['spread']['median'],
         full_fit_under_2s=fit_times['normal']['spread']['median'] < 2,
         step_loglog_slope=cost['loglog_slope'], step_loglog_slope_cpu=cost['loglog_slope_cpu'])
     return dict(benchmark='stochvol', quick=quick, data='S&P 500 daily percent log returns, arch.data.sp500 (1999-2018)',
-                backtest=bt, heldout_length_sensitivity=other, full_fit=fit_times, step_cost=cost, laplace_coverage=cov, acceptance=acc,
+                backtest=bt, heldout_length_sensitivity=other, full_fit=fit_times, step_cost=cost, laplace_coverage=cov, laplace_coverage_leverage=cov_lev, acceptance=acc,
                 figures=[str(p.relative_to(common.REPO_DIR)) for p in figs], wall_seconds=time.perf_counter() - t_all)
 
 
@@ -154,13 +164,17 @@ def summary(res: dict) -> str:
     lines.append('  step cost (wall / cpu): ' + ', '.join(f"T={r['T']}: {r['seconds_per_step'] * 1e3:.2f} / {r['cpu_seconds_per_step'] * 1e3:.2f} ms" for r in c['rows'])
                  + f"; log-log slope {c['loglog_slope']:.2f} (wall), {c['loglog_slope_cpu']:.2f} (cpu)")
     ff = res['full_fit']
-    lines.append(f"  full fit T={ff['normal']['T']}: SV {ff['normal']['spread']['median']:.2f} s, SV-t {ff['t']['spread']['median']:.2f} s")
+    lines.append(f"  full fit T={ff['normal']['T']}: SV {ff['normal']['spread']['median']:.2f} s, SV-t {ff['t']['spread']['median']:.2f} s, "
+                 f"SV-lev {ff['leverage']['spread']['median']:.2f} s (rho {ff['leverage']['theta'][3]:.3f})")
     for n_o, o in res.get('heldout_length_sensitivity', {}).items():
         lines.append(f"  held-out {n_o} days from {o['first_day']}: " + '; '.join(
             f"{k} {v['mean_log_score']:.4f} VaR1 {v['var1']}{'' if v['var1_accept'] else '!'} VaR5 {v['var5']}{'' if v['var5_accept'] else '!'}"
             for k, v in o['models'].items()))
     cv = res['laplace_coverage']
     lines.append(f"  Laplace 95% coverage over {cv['n_series']} series (T={cv['T']}): {np.round(cv['coverage95'], 2).tolist()}, "
+                 f"z sd {np.round(cv['z_sd'], 2).tolist()}")
+    cv = res['laplace_coverage_leverage']
+    lines.append(f"  leverage: Laplace 95% coverage over {cv['n_series']} series (T={cv['T']}) of (mu, phi, sigma, rho): {np.round(cv['coverage95'], 2).tolist()}, "
                  f"z sd {np.round(cv['z_sd'], 2).tolist()}")
     return '\n'.join(lines)
 

@@ -195,3 +195,61 @@ def test_garch_forecasts_are_one_step_with_fixed_parameters():
     assert f2.sd[50] == f.sd[50] and f2.sd[51] > f.sd[51]
     ft, pt = sv.garch_backtest(y, 1000, refit_every=100, dist='t')
     assert np.all(ft.nu > 2) and np.isfinite(ft.logpdf(y[1000:])).all()
+
+
+# ---- leverage (StochVolLevAR1)
+@pytest.fixture(scope='module')
+def lev_case():
+    from ngvi_lit.banded import BandedNormal, ar1_prior
+    y, h = sv.simulate_sv(20, mu=.1, phi=.9, sigma=.3, rho=-.6, rng=np.random.default_rng(8))
+    mod = sv.StochVolLevAR1(y, .1, .9, .3, -.6)
+    q = BandedNormal.from_precision(h + .3 * np.random.default_rng(9).standard_normal(20), ar1_prior(20, phi=.6, sigma=.5).prec_banded)
+    return mod, q
+
+
+def test_leverage_gradient_and_band_are_derivatives(lev_case):
+    "grad = -dELBO/dm; and E_q[Hessian] = d E_q[grad] / dm, so Q + C is the Jacobian of the gradient in m (fixed S)."
+    from ngvi_lit.banded import BandedNormal, _dense_of
+    mod, q = lev_case; ex = mod.expectations(q); T = q.T; h = 1e-5
+    assert ex.curv.shape == (2, T)
+    at = lambda m: mod.expectations(BandedNormal.from_precision(m, q.prec_banded))
+    E = h * np.eye(T)
+    g_fd = np.array([-(at(q.mean + e).elbo - at(q.mean - e).elbo) / (2 * h) for e in E])
+    J = np.array([(at(q.mean + e).grad - at(q.mean - e).grad) / (2 * h) for e in E])
+    np.testing.assert_allclose(g_fd, ex.grad, atol=1e-6 * np.abs(ex.grad).max())
+    np.testing.assert_allclose(J, _dense_of(mod.prior_prec_banded) + _dense_of(ex.curv), atol=1e-5 * np.abs(J).max())
+
+
+def test_leverage_rho_zero_is_symmetric_model(lev_case):
+    mod, q = lev_case
+    e0 = sv.StochVolLevAR1(mod.y, .1, .9, .3, 0.).expectations(q); e1 = StochVolAR1(mod.y, .1, .9, .3).expectations(q)
+    assert abs(e0.elbo - e1.elbo) < 1e-9 * abs(e1.elbo)
+    np.testing.assert_allclose(e0.grad, e1.grad, atol=1e-10); np.testing.assert_allclose(e0.curv[0], e1.curv, atol=1e-10)
+    assert np.all(e0.curv[1] == 0)
+
+
+def test_leverage_envelope_gradient_and_predict():
+    y, _ = sv.simulate_sv(120, mu=-.2, phi=.95, sigma=.25, rho=-.4, rng=np.random.default_rng(2))
+    P = sv._Profile(y, None, 1e-13, leverage=True); psi = sv.sv_to_psi([-.1, .9, .3, -.3], leverage=True)
+    f0, g0 = P(psi)
+    fd = np.array([(P(psi + d)[0] - P(psi - d)[0]) / 2e-4 for d in 1e-4 * np.eye(4)])
+    assert np.abs(fd - g0).max() < 1e-4 * np.abs(g0).max()
+    np.testing.assert_allclose(sv.sv_from_psi(sv.sv_to_psi([0., .9, .2, -.7], True), True), [0., .9, .2, -.7], atol=1e-12)
+    rng = np.random.default_rng(3); hh = .2 + np.sqrt(.3) * rng.standard_normal(50_000)
+    hn = .1 + .9 * (hh - .1) - .6 * .3 * (-1.7) * np.exp(-hh / 2) + .3 * .8 * rng.standard_normal(hh.size)
+    a, Pv = sv.sv_lev_predict(.2, .3, -1.7, (.1, .9, .3, -.6))
+    assert abs(hn.mean() - a) < 5 * hn.std() / np.sqrt(hn.size)
+    assert abs(hn.var() - Pv) < 5 * np.std((hn - hn.mean())**2) / np.sqrt(hn.size)
+
+
+def test_simulate_leverage_and_errors():
+    y0, h0 = sv.simulate_sv(50, rng=np.random.default_rng(1)); y1, h1 = sv.simulate_sv(50, rho=0., rng=np.random.default_rng(1))
+    assert np.array_equal(y0, y1) and np.array_equal(h0, h1)
+    y, h = sv.simulate_sv(20000, mu=0., phi=.5, sigma=.5, rho=-.7, rng=np.random.default_rng(4))
+    eps, eta = y[:-1] * np.exp(-h[:-1] / 2), (h[1:] - .5 * h[:-1]) / .5
+    assert abs(np.corrcoef(eps, eta)[0, 1] + .7) < 5 * (1 - .49) / np.sqrt(eps.size)
+    for f, name in ((lambda: sv.simulate_sv(10, rho=-1., rng=np.random.default_rng(0)), '`rho`'),
+                    (lambda: sv.StochVolLevAR1(y[:10], rho=1.5), '`rho`'),
+                    (lambda: sv.fit_sv(y[:100], errors='t', leverage=True), '`leverage`'),
+                    (lambda: sv.sv_to_psi([0., .9, .2], leverage=True), '`theta`')):
+        with pytest.raises(ValueError, match=name): f()
