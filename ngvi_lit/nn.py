@@ -18,7 +18,7 @@ _ACT = {'tanh': (np.tanh, lambda z, a: 1 - a * a),
         'relu': (lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(float))}
 
 class Forward(NamedTuple):
-    "What `MLP.forward` keeps for the backward pass."
+    "What MLP.forward keeps for the backward pass."
     inputs: list      # layer inputs a_0 = X, a_1, ..., a_{L-1} (without the bias column), shapes (n, d_{l-1})
     pre: list         # pre-activations z_1, ..., z_L, shapes (n, d_l); z_L is the output
     out: np.ndarray   # network output f = z_L, shape (n, d_L)
