@@ -9,8 +9,9 @@ RUN_STAMP := $(VENV)/.stamp-run
 DEV_STAMP := $(VENV)/.stamp-dev
 BENCH_STAMP := $(VENV)/.stamp-bench
 NBDEV_WORKERS ?= 2
-# one BLAS thread per test worker: 2 workers x multithreaded BLAS oversubscribe 2 cores
-TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# one BLAS thread per test worker: 2 workers x multithreaded BLAS oversubscribe 2 cores.
+# NGVI_CLUSTER_TESTS=1: the tests that start (and stop) a Dask LocalCluster on 127.0.0.1 run here; a bare pytest skips them
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NGVI_CLUSTER_TESTS=1
 
 .PHONY: help demo test test-coretypes test-slow sync-check export clean-nbs nbtest pytest docs docs-check readme lab bench bench-quick dist clean
 
