@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 import numpy as np
-import scipy.linalg as sla
 from scipy.special import expit, logsumexp
 from .checks import check_array, check_int, check_rng
 from .families import MvNormal
-from .models import Model, Expectations
+from .models import Model
 from .nn import MLP
 
 # %% auto #0

@@ -4,11 +4,10 @@
 
 # %% ../nbs/11_ngvi_vs_euclidean.ipynb #ad8eb1de
 from __future__ import annotations
-import time
 from typing import NamedTuple
 import numpy as np
 from .checks import check_rng
-from .fit import fit, FitResult
+from .fit import fit
 
 # %% auto #0
 __all__ = ['tune_adam', 'Comparison', 'compare_ngvi_adam', 'format_comparison']

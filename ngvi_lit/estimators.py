@@ -10,7 +10,7 @@ import scipy.linalg as sla
 import scipy.special as sc
 from .checks import check_array, check_rng
 from scipy.stats import qmc
-from .quadrature import gauss_expect, expect_logistic, expect_probit, expect_poisson
+from .quadrature import gauss_expect, expect_logistic, expect_poisson
 
 # %% auto #0
 __all__ = ['QMC_BLOCKS', 'Estimate', 'normal_draws', 'ReparamGrad', 'reparam_grad', 'score_grad', 'gauss_sampler',

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
-from scipy.special import gammaln, digamma, polygamma, multigammaln, logsumexp, expit, betaln
 from .checks import check_array, check_spd, check_rng
 
 # %% auto #0

@@ -8,13 +8,13 @@ import hashlib, inspect, json, os, sys, tempfile, time, warnings, zipfile
 from typing import Callable
 import numpy as np
 from .checks import check_rng, check_int
-from .updates import NGVI, NGVIState, StepInfo, FitFault, FitStall
+from .updates import NGVI, FitFault, FitStall
 from .baseline import AdamVI
 from .expfam_vi import BLR
 from .banded import BandedNGVI
 from .schedules import PolyakAverage
 from .sources import ArraySource, batch_stream
-from .diagnostics import elbo_converged, run_spread, RunSpread
+from .diagnostics import elbo_converged, run_spread
 
 # %% auto #0
 __all__ = ['FitResult', 'fit', 'save_state', 'fit_runs']

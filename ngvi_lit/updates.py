@@ -5,7 +5,7 @@
 # %% ../nbs/08_updates.ipynb #fc6d678a
 from __future__ import annotations
 import numpy as np
-import math, inspect
+import inspect
 from typing import Callable, NamedTuple
 import scipy.linalg as sla
 from .checks import check_array, check_step_size, check_int
