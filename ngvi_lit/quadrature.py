@@ -138,7 +138,7 @@ def gauss_expect(fn: Callable,        # f(eta) -> array, or tuple of arrays (e.g
     return res[0] if single else res
 
 # %% ../nbs/05_quadrature.ipynb #94de0ec5
-# (upper sd edge, Gauss-Hermite nodes); sds below _S_POINT are point evaluations, sds >= 1 use the graded rules
+# (upper sd edge, Gauss-Hermite nodes); sds below _S_POINT are point evaluations, sds >= 1 use the shared panel rule (`_wide_shared`)
 _GH_BANDS = ((1e-3, 3), (1e-2, 4), (3e-2, 5), (.1, 7), (.2, 10), (.3, 12), (.5, 20), (.7, 28), (1., 48))
 _GH_EDGES = np.array([_S_POINT] + [b for b, _ in _GH_BANDS])
 _CHUNK = 1 << 15
@@ -180,6 +180,42 @@ def _banded(F, wide, mu, s):
             else: res = wide(m[idx], sd[idx])
             o[:, idx] = res
     return out
+# rows with s >= 1: one node set per group of rows (sd octave x mean cell), Gaussian weights from one product
+_WIDE_ROWS = 4096      # rows per (rows, nodes) block
+
+def _panel_nodes(a, b, L, m):
+    "Composite m-node Gauss-Legendre on [a, b] (u = |t| >= 0): panel lengths min(L, max(1/2, u)), doubling away from the kink at 0."
+    e = [a]
+    while e[-1] < b: u = e[-1]; e.append(min(b, u + min(L, max(.5, u))))
+    e = np.array(e); x, w = _legendre(m)
+    h, c = np.diff(e) / 2, (e[1:] + e[:-1]) / 2
+    return (c[:, None] + h[:, None] * x).ravel(), (h[:, None] * w).ravel()
+
+def _wide_shared(G, mu, s, caps, m, L_sd, K):
+    """(3, N): sum over the sides d = +1, -1 of E[G(d, |t|) 1{d t > 0}], t ~ N(mu, s^2), s >= 1. Rows are grouped by sd
+    octave [2^k, 2^(k+1)) and mean cell of width 5 * 2^k; a group shares one composite rule on each side (u = |t| up to
+    caps[side], panels at most L_sd * 2^k long, truncation at +-K sds), so G is evaluated once per node, not per row."""
+    out = np.zeros((3, mu.size))
+    k = np.floor(np.log2(s))
+    for kb in np.unique(k):
+        ib = np.flatnonzero(k == kb); slo = 2. ** kb
+        cell = np.floor(mu[ib] / (5. * slo))
+        for cc in np.unique(cell):
+            ic = ib[cell == cc]
+            sm = s[ic].max(); lo, hi = mu[ic].min() - K * sm, mu[ic].max() + K * sm
+            for d, a, b in ((1., max(0., lo), min(hi, caps[0])), (-1., max(0., -hi), min(-lo, caps[1]))):
+                if a >= b: continue
+                u, w = _panel_nodes(a, b, L_sd * slo, m)
+                Gw = G(d, u) * w                                   # (3, n): the function, once per node
+                tc = d * u - .5 * (lo + hi)                        # centred: the quadratic form below stays small
+                P = np.stack([-.5 * tc * tc, tc, np.full_like(tc, -.5)])
+                for a0 in range(0, ic.size, _WIDE_ROWS):
+                    r = ic[a0:a0 + _WIDE_ROWS]; iv = 1. / s[r]; bz = (mu[r] - .5 * (lo + hi)) * iv
+                    E = np.stack([iv * iv, bz * iv, bz * bz], 1) @ P   # -(t - mu)^2 / (2 s^2), (rows, n)
+                    np.exp(E, out=E)
+                    out[:, r] += (E @ Gw.T).T * (iv / _SQ2PI)
+    return out
+
 
 # %% ../nbs/05_quadrature.ipynb #dbb16811
 _T = 40.          # the logistic remainder is below exp(-40) beyond |t| = 40
@@ -207,14 +243,21 @@ def _logistic_remainder(mu, s, n):
         out[2, act] += (p * (1. - p) * wt).sum(1)
     return out
 
-def _logistic_wide(mu, s, n=40):
-    "(3, N) E of (log sigma(t), sigma(-t), -sigma(t)sigma(-t)), t ~ N(mu, s^2), s > 0: hinge and step closed, remainder by quadrature."
+def _logistic_rem_nodes(d, u):
+    "The remainders (-log1p(e^-u), d sigma(-u), sigma(u) sigma(-u)) at t = d u, as (3, n)."
+    e = np.exp(-u); p = e / (1. + e)
+    return np.stack([-np.log1p(e), d * p, p * (1. - p)])
+
+_T_WIDE = 27.     # the remainders are below e^-27 = 2e-12 beyond |t| = 27
+
+def _logistic_wide(mu, s, n=9):
+    "(3, N) E of (log sigma(t), sigma(-t), -sigma(t)sigma(-t)), t ~ N(mu, s^2), s >= 1: hinge and step closed, remainder by the shared panel rule."
     z = mu / s
     ph = sc.ndtr(-z)
-    r = _logistic_remainder(mu, s, int(n))
+    r = _wide_shared(_logistic_rem_nodes, mu, s, (_T_WIDE, _T_WIDE), int(n), 5., 7.)
     return np.stack([mu * ph - s * np.exp(-.5 * z * z) / _SQ2PI + r[0], ph + r[1], -r[2]])
 
-def _logistic_kernel(y, mean, sd, c=None, n: int=40):
+def _logistic_kernel(y, mean, sd, c=None, n: int=9):
     "Unchecked (E f, E f', E f'') of the logistic likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
     out = _banded(_logsig3, lambda m, s: _logistic_wide(m, s, n), sgn * mean, sd)
@@ -223,7 +266,7 @@ def _logistic_kernel(y, mean, sd, c=None, n: int=40):
 def expect_logistic(y,             # labels in {0, 1}, shape (N,) (or broadcastable)
                     mean,          # means of eta, shape (N,)
                     sd,            # standard deviations of eta, shape (N,), >= 0
-                    n: int=40,     # Legendre nodes per side for the smooth remainder (rows with sd >= 1)
+                    n: int=9,      # Legendre nodes per panel of the shared rule for the remainder (rows with sd >= 1)
                    ):
     "(E[f], E[f'], E[f'']) of the Bernoulli-logit log-likelihood under eta ~ N(mean, sd^2)."
     y, mean, sd = (check_array(a, nm) for a, nm in ((y, 'y'), (mean, 'mean'), (sd, 'sd')))
@@ -257,18 +300,18 @@ def expect_gaussian(y, mean, sd, noise_sd=1.):
     r = y - mean
     return -.5 * np.log(2 * np.pi * v) - (r * r + sd * sd) / (2 * v), r / v, np.full_like(r, -1. / v)
 
-def _probit_wide(mu, s, n=56):
-    "(3, N) E of the probit (f, f', f'') at y = 1 by the graded rule (rows with s >= 1)."
-    return np.stack(gauss_expect(lambda t: loglik_probit(1., t), mu, s, n=n, rowwise=False))
+def _probit_wide(mu, s, n=10):
+    "(3, N) E of the probit (f, f', f'') at y = 1 by the shared panel rule (rows with s >= 1; t > 8.5 contributes < 1e-15)."
+    return _wide_shared(lambda d, u: np.stack(_logphi3(d * u)), mu, s, (8.5, np.inf), int(n), 3., 8.5)
 
-def _probit_kernel(y, mean, sd, c=None, n: int=56):
+def _probit_kernel(y, mean, sd, c=None, n: int=10):
     "Unchecked (E f, E f', E f'') of the probit likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
     out = _banded(_logphi3, lambda m, s: _probit_wide(m, s, n), sgn * mean, sd)
     return out[0], sgn * out[1], out[2]
 
-def expect_probit(y, mean, sd, n: int=56):
-    "(E[f], E[f'], E[f'']) of the Bernoulli-probit log-likelihood under eta ~ N(mean, sd^2): Gauss-Hermite bands, graded rule for sd >= 1."
+def expect_probit(y, mean, sd, n: int=10):
+    "(E[f], E[f'], E[f'']) of the Bernoulli-probit log-likelihood under eta ~ N(mean, sd^2): Gauss-Hermite bands, shared panel rule (`n` nodes per panel) for sd >= 1."
     y, mean, sd = _prep(y, mean, sd)
     if np.any((y != 0) & (y != 1)): raise ValueError("`y` must contain only 0 and 1 for the probit likelihood")
     shape = mean.shape
