@@ -6,8 +6,9 @@ before issue 15 (copied verbatim below as `old_*`: graded rules for every row, l
 the library now (`Lik1D.kernel`: Gauss-Hermite bands for sd < 1, log y! once per data set), same rows, same run,
 interleaved repeats. Regimes of predictive sd: 'posterior' (sds of a converged q on N = 1e5 rows, the regime of
 every iteration after the first few), 'fit mix' (sd ~ |N(0, 0.5)| + 0.05, the earlier measurement), 'wide' (sd
-log-uniform in [1, 10], a start at a wide prior: the graded rules are kept there). Also the whole exact pass
-(GLM.expectations) per row at D = 20, posterior regime.
+log-uniform in [1, 10], a start at a wide prior: shared panel rules there) and 'very wide' (sd in [10, 100]; not for
+Poisson, whose sd is capped at 1.5 to keep exp(mean + sd^2/2) finite). Also the whole exact pass (GLM.expectations)
+per row at D = 20, posterior regime, old = the pass before issue 15 (its _exact_rows copied below, old 1-D functions).
 
 Part 2, acceptance: data written under /tmp (deleted afterwards, never committed) as dask npy stacks (partitions of
 250_000 rows); single process = the in-library GLM over a ChunkSource reading the same files; Dask = cluster.DaskGLM
@@ -91,6 +92,17 @@ def old_expect_probit(y, mean, sd, n: int = 56):
 
 OLD = {'logistic': old_expect_logistic, 'probit': old_expect_probit, 'poisson': old_expect_poisson}
 
+def old_exact_rows(self, q, curvature):
+    "GLM._exact_rows before issue 15 (whole-array passes over X)."
+    import scipy.linalg as sla
+    X = self.X
+    A = sla.solve_triangular(q.chol_prec, X.T, lower=True, check_finite=False)
+    mu, sd = X @ q.mean, np.sqrt((A * A).sum(0))
+    with np.errstate(over='ignore', invalid='ignore'):
+        ef, e1, e2 = self._expect_1d(mu, sd)
+        if curvature == 'ggn': e2 = -gauss_expect(self._fisher, mu, sd, rowwise=False)
+        return ef, X.T @ e1, (X * e2[:, None]).T @ X
+
 
 # ------------------------------------------------------------------ part 1: throughput
 def _rows(regime: str, n: int, lik: str, seed: int = 0):
@@ -107,8 +119,10 @@ def _rows(regime: str, n: int, lik: str, seed: int = 0):
         sd = np.sqrt(np.einsum('ij,jk,ik->i', X, q.cov, X))
     elif regime == 'fit mix':
         mean = rng.standard_normal(n) * 2; sd = np.abs(rng.standard_normal(n)) * .5 + .05
-    else:
+    elif regime == 'wide':
         mean = rng.standard_normal(n) * 2; sd = 10 ** rng.uniform(0, 1, n)
+    else:                                # 'very wide': a start at a very wide prior
+        mean = rng.standard_normal(n) * 2; sd = 10 ** rng.uniform(1, 2, n)
     if lik == 'poisson':
         mean = np.clip(mean, -3, 2); sd = np.minimum(sd, 1.5)
         y = rng.poisson(np.exp(mean)).astype(float)
@@ -122,7 +136,7 @@ def throughput(quick: bool) -> dict:
     out = {}
     for lik in ('logistic', 'probit', 'poisson'):
         L = glm_likelihood(lik)
-        for regime in ('posterior', 'fit mix', 'wide'):
+        for regime in (('posterior', 'fit mix', 'wide', 'very wide') if lik != 'poisson' else ('posterior', 'fit mix', 'wide')):
             y, mean, sd = _rows(regime, n, lik)
             c = L.row_const(y) if L.row_const else None            # once per data set (as the models do)
             a_old, a_new = OLD[lik](y, mean, sd), L.kernel(y, mean, sd, c)
@@ -135,7 +149,7 @@ def throughput(quick: bool) -> dict:
             o, w = min(t_old) / n * 1e6, min(t_new) / n * 1e6
             out[f'{lik}/{regime}'] = dict(us_per_row_old=o, us_per_row_new=w, ratio=o / w, us_per_row_new_checked=t_pub / n * 1e6,
                                           max_rel_diff_new_vs_old=err, sd_median=float(np.median(sd)), rows=n)
-            print(f'  {lik:8s} {regime:9s} old {o:7.3f} us/row  new {w:7.3f} us/row  x{o / w:6.1f}  (|new-old| {err:.1e})', flush=True)
+            print(f'  {lik:8s} {regime:10s} old {o:7.3f} us/row  new {w:7.3f} us/row  x{o / w:6.1f}  (|new-old| {err:.1e})', flush=True)
     return out
 
 
@@ -157,6 +171,7 @@ def whole_pass(quick: bool) -> dict:
         import ngvi_lit.models as M                        # the same pass with the old 1-D functions
         lik_old = m.lik._replace(kernel=None, expect=OLD[m.lik.name])
         m_old = C(X, y, 1.); m_old.lik = lik_old
+        m_old._exact_rows = (lambda mo: lambda q_, cv: old_exact_rows(mo, q_, cv))(m_old)   # the pass before issue 15
         to = common.time_fn(lambda: m_old.expectations(q), repeats=3)['min']
         out[m.lik.name] = dict(us_per_row_old=to / n * 1e6, us_per_row_new=tn / n * 1e6, ratio=to / tn, D=D, rows=n)
         print(f'  whole exact pass {m.lik.name:8s}: old {to / n * 1e6:.3f} new {tn / n * 1e6:.3f} us/row (x{to / tn:.1f})', flush=True)

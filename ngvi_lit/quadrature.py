@@ -181,7 +181,7 @@ def _banded(F, wide, mu, s):
             o[:, idx] = res
     return out
 # rows with s >= 1: one node set per group of rows (sd octave x mean cell), Gaussian weights from one product
-_WIDE_ROWS = 4096      # rows per (rows, nodes) block
+_WIDE_ROWS = 1024      # rows per (rows, nodes) block (about 1 MB: in cache)
 
 def _panel_nodes(a, b, L, m):
     "Composite m-node Gauss-Legendre on [a, b] (u = |t| >= 0): panel lengths min(L, max(1/2, u)), doubling away from the kink at 0."
@@ -203,17 +203,20 @@ def _wide_shared(G, mu, s, caps, m, L_sd, K):
         for cc in np.unique(cell):
             ic = ib[cell == cc]
             sm = s[ic].max(); lo, hi = mu[ic].min() - K * sm, mu[ic].max() + K * sm
+            c0 = .5 * (lo + hi)                                # centre: the quadratic form below stays small
+            tc, Gw = [], []
             for d, a, b in ((1., max(0., lo), min(hi, caps[0])), (-1., max(0., -hi), min(-lo, caps[1]))):
                 if a >= b: continue
                 u, w = _panel_nodes(a, b, L_sd * slo, m)
-                Gw = G(d, u) * w                                   # (3, n): the function, once per node
-                tc = d * u - .5 * (lo + hi)                        # centred: the quadratic form below stays small
-                P = np.stack([-.5 * tc * tc, tc, np.full_like(tc, -.5)])
-                for a0 in range(0, ic.size, _WIDE_ROWS):
-                    r = ic[a0:a0 + _WIDE_ROWS]; iv = 1. / s[r]; bz = (mu[r] - .5 * (lo + hi)) * iv
-                    E = np.stack([iv * iv, bz * iv, bz * bz], 1) @ P   # -(t - mu)^2 / (2 s^2), (rows, n)
-                    np.exp(E, out=E)
-                    out[:, r] += (E @ Gw.T).T * (iv / _SQ2PI)
+                tc.append(d * u - c0); Gw.append(G(d, u) * w)  # (3, n): the function, once per node
+            if not tc: continue
+            tc, Gw = np.concatenate(tc), np.concatenate(Gw, 1)
+            P = np.stack([-.5 * tc * tc, tc, np.full_like(tc, -.5)])
+            for a0 in range(0, ic.size, _WIDE_ROWS):
+                r = ic[a0:a0 + _WIDE_ROWS]; iv = 1. / s[r]; bz = (mu[r] - c0) * iv
+                E = np.stack([iv * iv, bz * iv, bz * bz], 1) @ P   # -(t - mu)^2 / (2 s^2), (rows, nodes)
+                np.exp(E, out=E)
+                out[:, r] += (E @ Gw.T).T * (iv / _SQ2PI)
     return out
 
 

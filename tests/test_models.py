@@ -119,3 +119,19 @@ def test_monte_carlo_expectations_are_told_how_draws_were_made():
     assert np.isclose(a.elbo_se, a.terms.std(ddof=1) / np.sqrt(32)) and a.elbo_se < i.elbo_se
     with pytest.raises(ValueError, match='`draws`'): m.expectations(q, eps, draws='qmc')
     with pytest.raises(ValueError, match='even'): m.expectations(q, eps[:5], draws='antithetic')
+
+
+def test_exact_pass_in_row_blocks_equals_one_block():
+    "The exact pass works in blocks of rows; the sums do not depend on where the blocks end."
+    import ngvi_lit.models as M
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((2 * M._ROW_BLOCK + 17, 3)); y = (rng.random(len(X)) < .5) * 1.
+    m = LogisticRegression(X, y, 3.)
+    q = MvNormal.from_precision(np.array([.2, -.1, .3]), np.eye(3) * 50.)
+    a = m.expectations(q)
+    old = M._ROW_BLOCK
+    try:
+        M._ROW_BLOCK = len(X); b = m.expectations(q)
+    finally: M._ROW_BLOCK = old
+    assert np.allclose(a.grad, b.grad, rtol=1e-12, atol=1e-9) and np.allclose(a.hess, b.hess, rtol=1e-12, atol=1e-9)
+    assert abs(a.elbo - b.elbo) < 1e-9 * abs(b.elbo)

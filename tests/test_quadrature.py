@@ -253,3 +253,14 @@ def test_lik1d_registry():
 def test_bad_input_names_argument(call, arg):
     with pytest.raises(ValueError, match=arg):
         call()
+
+
+@pytest.mark.parametrize('name', ['logistic', 'probit'])
+def test_wide_rows_shared_panel_rule_matches_graded_rule(name):
+    "Rows with s >= 1 (shared nodes per sd octave x mean cell) against the graded rule, at octave edges and far means."
+    rng = np.random.default_rng(21)
+    m = np.concatenate([rng.uniform(-60, 60, 300), [-400., 400., 0., 0., 3., -3.]])
+    s = np.concatenate([10 ** rng.uniform(0, 2, 300), [2., 2., 1., 2 * (1 - 1e-12), 4., 64.]])
+    y = rng.integers(0, 2, m.size).astype(float)
+    ref = gauss_expect(lambda t: LIKS[name](y[:, None], t), m, s, n=150)
+    assert rel_err(np.stack(EXPS[name](y, m, s)), np.stack(ref)) < 5e-11
