@@ -260,10 +260,20 @@ def _logistic_wide(mu, s, n=9):
     r = _wide_shared(_logistic_rem_nodes, mu, s, (_T_WIDE, _T_WIDE), int(n), 5., 7.)
     return np.stack([mu * ph - s * np.exp(-.5 * z * z) / _SQ2PI + r[0], ph + r[1], -r[2]])
 
+_WIDE_SHARED_MIN = 256   # fewer wide rows than this in one call: per-row rules (building shared panels would cost more)
+
+def _logistic_wide_rows(mu, s, n=40):
+    "The per-row rule for a few wide rows: hinge and step in closed form, the remainder by `n` Legendre nodes per side."
+    z = mu / s
+    ph = sc.ndtr(-z)
+    r = _logistic_remainder(mu, s, int(n))
+    return np.stack([mu * ph - s * np.exp(-.5 * z * z) / _SQ2PI + r[0], ph + r[1], -r[2]])
+
 def _logistic_kernel(y, mean, sd, c=None, n: int=9):
     "Unchecked (E f, E f', E f'') of the logistic likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
-    out = _banded(_logsig3, lambda m, s: _logistic_wide(m, s, n), sgn * mean, sd)
+    wide = lambda m, s: _logistic_wide(m, s, n) if m.size >= _WIDE_SHARED_MIN else _logistic_wide_rows(m, s)
+    out = _banded(_logsig3, wide, sgn * mean, sd)
     return out[0], sgn * out[1], out[2]
 
 def expect_logistic(y,             # labels in {0, 1}, shape (N,) (or broadcastable)
@@ -307,10 +317,15 @@ def _probit_wide(mu, s, n=10):
     "(3, N) E of the probit (f, f', f'') at y = 1 by the shared panel rule (rows with s >= 1; t > 8.5 contributes < 1e-15)."
     return _wide_shared(lambda d, u: np.stack(_logphi3(d * u)), mu, s, (8.5, np.inf), int(n), 3., 8.5)
 
+def _probit_wide_rows(mu, s, n=56):
+    "The per-row graded rule for a few wide rows (fewer than `_WIDE_SHARED_MIN` in one call)."
+    return np.stack(gauss_expect(lambda t: loglik_probit(1., t), mu, s, n=n, rowwise=False))
+
 def _probit_kernel(y, mean, sd, c=None, n: int=10):
     "Unchecked (E f, E f', E f'') of the probit likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
-    out = _banded(_logphi3, lambda m, s: _probit_wide(m, s, n), sgn * mean, sd)
+    wide = lambda m, s: _probit_wide(m, s, n) if m.size >= _WIDE_SHARED_MIN else _probit_wide_rows(m, s)
+    out = _banded(_logphi3, wide, sgn * mean, sd)
     return out[0], sgn * out[1], out[2]
 
 def expect_probit(y, mean, sd, n: int=10):
