@@ -262,6 +262,10 @@ def _logistic_wide(mu, s, n=9):
 
 _WIDE_SHARED_MIN = 256   # fewer wide rows than this in one call: per-row rules (building shared panels would cost more)
 
+def _wide(shared, rows):
+    "The rule for one call's rows with s >= 1: the shared panels for many rows, the per-row rule for a few."
+    return lambda m, s: shared(m, s) if m.size >= _WIDE_SHARED_MIN else rows(m, s)
+
 def _logistic_wide_rows(mu, s, n=40):
     "The per-row rule for a few wide rows: hinge and step in closed form, the remainder by `n` Legendre nodes per side."
     z = mu / s
@@ -272,8 +276,7 @@ def _logistic_wide_rows(mu, s, n=40):
 def _logistic_kernel(y, mean, sd, c=None, n: int=9):
     "Unchecked (E f, E f', E f'') of the logistic likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
-    wide = lambda m, s: _logistic_wide(m, s, n) if m.size >= _WIDE_SHARED_MIN else _logistic_wide_rows(m, s)
-    out = _banded(_logsig3, wide, sgn * mean, sd)
+    out = _banded(_logsig3, _wide(lambda m, s: _logistic_wide(m, s, n), _logistic_wide_rows), sgn * mean, sd)
     return out[0], sgn * out[1], out[2]
 
 def expect_logistic(y,             # labels in {0, 1}, shape (N,) (or broadcastable)
@@ -324,8 +327,7 @@ def _probit_wide_rows(mu, s, n=56):
 def _probit_kernel(y, mean, sd, c=None, n: int=10):
     "Unchecked (E f, E f', E f'') of the probit likelihood on flat float arrays (the inner loop of a fit)."
     sgn = 2. * y - 1.
-    wide = lambda m, s: _probit_wide(m, s, n) if m.size >= _WIDE_SHARED_MIN else _probit_wide_rows(m, s)
-    out = _banded(_logphi3, wide, sgn * mean, sd)
+    out = _banded(_logphi3, _wide(lambda m, s: _probit_wide(m, s, n), _probit_wide_rows), sgn * mean, sd)
     return out[0], sgn * out[1], out[2]
 
 def expect_probit(y, mean, sd, n: int=10):
