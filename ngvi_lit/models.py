@@ -226,6 +226,31 @@ class GLM(Model):
                 Xb = X[a:a + B]; H += (Xb * e2[a:a + B, None]).T @ Xb
             return ef, X.T @ e1, H                          # overflow shows up as inf/nan: callers check
 
+    def elbo_chol_system(self, q: MvNormal, h: float=1e-3) -> tuple:
+        "Gradient and Hessian of the exact ELBO in $\\theta = (m, \\operatorname{vech} L)$, $LL^\\top = \\Sigma$, and $L$: `(grad, hess, L)`."
+        X, y = self.rows(); s, D = self.data_scale, q.dim
+        j, k = np.tril_indices(D)
+        L = np.linalg.cholesky(q.cov)
+        S0 = self.prior.prec
+        with np.errstate(over='ignore', invalid='ignore'):
+            U = X @ L                                    # rows u_n = L^T x_n
+            mu, sd = X @ q.mean, np.sqrt(np.einsum('nd,nd->n', U, U))
+            _, e1, e2 = self._expect_1d(mu, sd)
+            dh = h * np.maximum(1., sd)                  # E f''' and E f'''' by central differences of E f'' in the mean
+            e2p, e2m = self._expect_1d(mu + dh, sd)[2], self._expect_1d(mu - dh, sd)[2]
+            e3, e4 = (e2p - e2m) / (2 * dh), (e2p - 2 * e2 + e2m) / dh**2
+            Hz = s * (X.T * e2) @ X - S0                 # E_q of the Hessian of log p(y, z)
+            grad = np.concatenate([s * X.T @ e1 - S0 @ (q.mean - self.prior.mean), (Hz @ L)[j, k] + np.where(j == k, 1 / np.diag(L)[j], 0.)])
+            HmL, HLL = np.zeros((D, j.size)), np.zeros((j.size, j.size))
+            for a in range(0, X.shape[0], _ROW_BLOCK):   # J_n = (x_nj u_nk) over the lower triangle, a block of rows at a time
+                Xb, Ub = X[a:a + _ROW_BLOCK], U[a:a + _ROW_BLOCK]
+                J = Xb[:, j] * Ub[:, k]
+                HmL += s * (Xb.T * e3[a:a + _ROW_BLOCK]) @ J
+                HLL += s * (J.T * e4[a:a + _ROW_BLOCK]) @ J
+        HLL += Hz[j[:, None], j[None, :]] * (k[:, None] == k[None, :])
+        HLL[np.diag_indices(j.size)] -= (j == k) / np.diag(L)[j]**2
+        return grad, np.block([[Hz, HmL], [HmL.T, HLL]]), L
+
     def _exact(self, q, curvature, gp, Hp):
         kl = self.kl_prior(q)
         if self.source is not None:          # full data streamed in chunks: sums of per-row terms

@@ -16,8 +16,8 @@ from .estimators import normal_draws
 
 # %% auto #0
 __all__ = ['ngvi_gaussian_step', 'iblr_step', 'ngvi_diag_step', 'StepOutcome', 'gaussian_step', 'auto_step', 'safe_step',
-           'BacktrackOutcome', 'backtracking_step', 'StepInfo', 'FitFault', 'FitStall', 'NGVIState', 'predicted_gain',
-           'NGVI']
+           'BacktrackOutcome', 'backtracking_step', 'chol_newton_step', 'StepInfo', 'FitFault', 'FitStall', 'NGVIState',
+           'predicted_gain', 'NGVI']
 
 # %% ../nbs/08_updates.ipynb #90c4354a
 def _step_args(q, grad, hess, rho) -> tuple:
@@ -187,6 +187,39 @@ def backtracking_step(q: MvNormal,
         n_rej += 1; rho *= shrink
     return BacktrackOutcome(q, ex, 0., n_rej, f"all {n_rej} proposals rejected; last: {msg}", n_inv)
 
+# %% ../nbs/08_updates.ipynb #2f03153c
+def chol_newton_step(q: MvNormal,
+                     ex,                   # evaluation at q (field `elbo`)
+                     system: tuple,        # (grad, hess, L): the ELBO's gradient and Hessian in theta = (m, vech L), LL^T = cov (`GLM.elbo_chol_system`)
+                     evaluate: Callable,   # q -> evaluation at q
+                     max_backoff: int=30,  # step halvings tried
+                     tol: float=1e-12,     # accept if elbo_new >= elbo - tol * (1 + |elbo|)
+                    ) -> BacktrackOutcome:
+    "A Newton step on the ELBO in $(m, \\operatorname{vech} L)$, halved until the ELBO does not decrease and $L$ keeps a positive diagonal."
+    g, H, L = system
+    D = q.dim; j, k = np.tril_indices(D)
+    check_array(g, 'grad', shape=(D + j.size,)); check_array(H, 'hess', shape=(D + j.size, D + j.size))
+    try: step = solve_spd(-(H + H.T) / 2, g)                  # ascent direction when the ELBO is locally concave
+    except (ValueError, sla.LinAlgError):
+        return BacktrackOutcome(q, ex, 0., 0, 'the ELBO Hessian in (m, L) is not negative definite here', 1)
+    floor = ex.elbo - tol * (1 + abs(ex.elbo))
+    theta = np.concatenate([q.mean, L[j, k]])
+    t, n_rej, msg = 1., 0, ''
+    for _ in range(int(max_backoff)):
+        new = theta + t * step
+        L_new = np.zeros((D, D)); L_new[j, k] = new[D:]
+        if np.all(np.diag(L_new) > 0):
+            try:
+                with np.errstate(all='ignore'):
+                    q_new = MvNormal(new[:D], L_new @ L_new.T); ex_new = evaluate(q_new)
+                if np.isfinite(ex_new.elbo) and ex_new.elbo >= floor and np.all(np.isfinite(ex_new.grad)) and np.all(np.isfinite(ex_new.hess)):
+                    return BacktrackOutcome(q_new, ex_new, t, n_rej, msg)
+                msg = f'ELBO decreased by {ex.elbo - ex_new.elbo:.3g}' if np.isfinite(ex_new.elbo) else 'non-finite ELBO at the proposal'
+            except (ValueError, sla.LinAlgError) as e: msg = str(e)
+            n_rej += 1
+        t /= 2
+    return BacktrackOutcome(q, ex, 0., n_rej, f"no Newton step size raised the ELBO; last: {msg}")
+
 # %% ../nbs/08_updates.ipynb #28361a57
 class StepInfo(NamedTuple):
     "Diagnostics of one iteration (not needed to continue)."
@@ -258,6 +291,12 @@ def _laplace_start(model, q, max_iter: int=100):
     except (ValueError, sla.LinAlgError, NotImplementedError, FloatingPointError):
         return q, 'the same mean'
 
+def _newton_affordable(model, flops: float=2e9) -> bool:
+    "Does the model offer the ELBO Hessian in (m, L), on in-memory rows, for at most `flops` (about N T^2, T = D(D+1)/2)?"
+    if not callable(getattr(model, 'elbo_chol_system', None)) or getattr(model, 'source', None) is not None: return False
+    T = model.dim * (model.dim + 1) / 2
+    return model.dim + T <= 2000 and getattr(model, 'n_rows', np.inf) * T * T <= flops
+
 class NGVI:
     "Natural-gradient VI for a Gaussian q: full or diagonal, exact or Monte Carlo expectations, always-valid steps."
     name = 'ngvi'
@@ -271,6 +310,7 @@ class NGVI:
                  momentum='auto',          # heavy-ball coefficient on the mean in [0, 1); 'auto': 0.5 with exact expectations, else 0
                  max_backoff: int=40,      # proposals per iteration before the run stops
                  solver: str='cholesky',   # diagonal rules: the coupled mean step's solve, 'cholesky' or 'cg' (see `ngvi_diag_step`)
+                 newton: bool=True,        # rule 'auto', exact expectations: when the step is damped, also try `chol_newton_step` (GLMs, small D) and keep the better
                 ):
         if isinstance(rho, str):
             if rho != 'auto': raise ValueError(f"`rho` must be 'auto', a number in (0, 1] or a schedule; got {rho!r}")
@@ -286,6 +326,7 @@ class NGVI:
             if momentum != 'auto': raise ValueError(f"`momentum` must be 'auto' or a number in [0, 1); got {momentum!r}")
         elif not (0 <= momentum < 1): raise ValueError(f"`momentum` must lie in [0, 1); got {momentum!r}")
         check_int(max_backoff, 'max_backoff', low=1)
+        if not isinstance(newton, (bool, np.bool_)): raise ValueError(f"`newton` must be True or False; got {newton!r}")
         if solver not in ('cholesky', 'cg'): raise ValueError(f"`solver` must be 'cholesky' or 'cg'; got {solver!r}")
         if solver == 'cg' and not rule.startswith('diag'):
             raise ValueError("`solver`='cg' applies to the diagonal rules ('diag', 'diag-plain'): a full-covariance q needs the "
@@ -293,13 +334,14 @@ class NGVI:
         self.options = dict(rho=rho if isinstance(rho, (str, int, float)) else 'schedule', rule=rule, curvature=curvature,
                             expectations=expectations, n_samples=int(n_samples), antithetic=bool(antithetic),
                             momentum=momentum if isinstance(momentum, str) else float(momentum), max_backoff=int(max_backoff),
-                            solver=solver)
+                            solver=solver, newton=bool(newton))
         self.rule, self.curvature, self.mc = rule, curvature, expectations == 'mc'
         # the rule the steps apply: its name, or for the CG solver the diagonal step bound to it
         self.step_rule = rule if solver == 'cholesky' else (lambda q, g, H, r: ngvi_diag_step(q, g, H, r, iblr=rule == 'diag', solver='cg'))
         if momentum == 'auto': momentum = 0. if expectations == 'mc' else .5
         self.n, self.anti, self.beta, self.max_backoff = int(n_samples), antithetic, float(momentum), max_backoff
         self.draws = 'antithetic' if antithetic else 'iid'
+        self.newton = bool(newton) and rule == 'auto' and curvature == 'hessian' and expectations == 'exact' and solver == 'cholesky'
 
     def _eps(self, rng, D): return normal_draws(rng, self.n, D, self.draws)
 
@@ -373,6 +415,14 @@ class NGVI:
                 out = backtracking_step(q, ex, evaluate, r0, self.step_rule, max_backoff=self.max_backoff,
                                         mean_fallback=self.curvature == 'hessian')
                 q_new, ex_new, rho, n_rej, msg, n_inv = out
+                if rho < 1 and self.newton and not noisy and _newton_affordable(model):
+                    # damped: the fixed-point map for S contracts slowly here; a Newton step on the ELBO in (m, L) may not
+                    try: out_n = chol_newton_step(q, ex, model.elbo_chol_system(q), evaluate)
+                    except (ValueError, sla.LinAlgError, FloatingPointError) as e: out_n = BacktrackOutcome(q, ex, 0., 0, str(e))
+                    if out_n.rho > 0 and (rho == 0 or out_n.ex.elbo > ex_new.elbo):
+                        n_rej, n_inv = n_rej + (rho > 0) + out_n.n_rejected, n_inv + out_n.n_invalid
+                        q_new, ex_new, rho, msg = out_n.q, out_n.ex, out_n.rho, out_n.message
+                    else: n_rej += out_n.n_rejected + (out_n.rho > 0)
             else: q_new, ex_new, rho, n_rej, msg, n_inv = q, None, 0., 0, '', 0
             can_switch = not (self.rule in ('auto', 'iblr') and self.curvature == 'hessian') and not self.rule.startswith('diag')
             if can_switch and (exact_ng or rho < 1e-3 or (not noisy and q_new.kl(q) < 1e-9)):

@@ -135,3 +135,26 @@ def test_exact_pass_in_row_blocks_equals_one_block():
     finally: M._ROW_BLOCK = old
     assert np.allclose(a.grad, b.grad, rtol=1e-12, atol=1e-9) and np.allclose(a.hess, b.hess, rtol=1e-12, atol=1e-9)
     assert abs(a.elbo - b.elbo) < 1e-9 * abs(b.elbo)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_elbo_chol_system_matches_finite_differences(seed):
+    "The ELBO's gradient and Hessian in (m, vech L), against the gradient from `expectations` and its central differences."
+    rng = np.random.default_rng(seed)
+    N, D = 25, 3
+    X = rng.standard_normal((N, D)) * .7
+    tri = np.tril_indices(D)
+    mod = [LogisticRegression(X, (rng.random(N) < .5) * 1., 2.), PoissonRegression(X, rng.poisson(1., N), 2.),
+           ProbitRegression(X, (rng.random(N) < .5) * 1., 2.)][seed]
+    A = rng.standard_normal((D, D)); q = MvNormal(rng.standard_normal(D) * .3, A @ A.T / D + .3 * np.eye(D))
+    def grad(th):
+        L = np.zeros((D, D)); L[tri] = th[D:]
+        ex = mod.expectations(MvNormal(th[:D], L @ L.T))
+        return np.concatenate([-ex.grad, (np.linalg.inv(L).T - ex.hess @ L)[tri]])
+    g, H, L = mod.elbo_chol_system(q)
+    th = np.concatenate([q.mean, L[tri]])
+    assert np.allclose(g, grad(th), rtol=1e-10, atol=1e-12)
+    fd = np.column_stack([(grad(th + e) - grad(th - e)) / 2e-5 for e in np.eye(th.size) * 1e-5])
+    assert np.abs(H - fd).max() < 1e-5 * np.abs(fd).max()
+    assert np.linalg.eigvalsh(H).max() < 0                     # log-concave likelihood: concave in (m, L)
+    assert np.all(np.isfinite(mod.elbo_chol_system(mod.prior)[0]))   # a diagonal L (zeros below the diagonal)

@@ -115,3 +115,29 @@ def test_gaussian_step_accepts_a_rule_function():
     a, b = gaussian_step(q, g, H, .5, own), gaussian_step(q, g, H, .5, 'plain')
     assert np.array_equal(a.mean, b.mean) and np.array_equal(a.prec, b.prec)
     with pytest.raises(ValueError, match='`rule`'): gaussian_step(q, g, H, .5, 'newton')
+
+
+def _separable(sd, n=40):
+    x = np.random.default_rng(0).standard_normal(n)
+    return LogisticRegression(np.column_stack([np.ones(n), x]), (x > 0) * 1., sd)
+
+@pytest.mark.parametrize('sd', [1e2, 1e4])
+def test_separable_weak_prior_converges_fast_by_default(sd):
+    "Issue 10: separable data, intercept + 1 feature, prior sd 100 and 1e4: <= 50 iterations, same optimum as without the Newton safeguard."
+    from ngvi_lit.fit import fit
+    m = _separable(sd)
+    r = fit(m, rng=np.random.default_rng(0), max_iter=2000)
+    slow = fit(m, rng=np.random.default_rng(0), max_iter=2000, newton=False)
+    assert r.status == slow.status == 'converged' and r.nit <= 50 < slow.nit
+    assert abs(r.elbo - slow.elbo) < 1e-8 * (1 + abs(r.elbo))
+
+def test_chol_newton_step_never_lowers_the_elbo_and_says_when_it_cannot_step():
+    from ngvi_lit.updates import chol_newton_step, NGVI
+    m = _separable(1e4); ex = m.expectations(m.prior)
+    out = chol_newton_step(m.prior, ex, m.elbo_chol_system(m.prior), m.expectations)
+    assert out.rho > 0 and out.ex.elbo >= ex.elbo
+    g, H, L = m.elbo_chol_system(m.prior)
+    flat = chol_newton_step(m.prior, ex, (g, -H, L), m.expectations)       # a convex "Hessian": no ascent direction
+    assert flat.rho == 0 and flat.q is m.prior and 'negative definite' in flat.message
+    with pytest.raises(ValueError, match='grad'): chol_newton_step(m.prior, ex, (g[:-1], H, L), m.expectations)
+    with pytest.raises(ValueError, match='newton'): NGVI(newton='yes')
