@@ -17,7 +17,8 @@ __all__ = ['Bernoulli', 'Categorical', 'Poisson', 'Gamma', 'Beta', 'Dirichlet', 
 # %% ../nbs/01a_conjugate.ipynb #b7c6038c
 class Bernoulli(ExpFamily):
     "Independent Bernoulli variables with probabilities `probs` (any batch shape)."
-    nat_names = ('logits',)
+    nat_names = ('logits',)        # from_natural(logits): the log-odds log(pi / (1 - pi))
+    mean_names = ('probs',)        # from_mean(probs): E[x] = pi
     nat_len = 1
     def __init__(self,
                  probs,  # success probabilities in (0, 1), any shape
@@ -26,21 +27,11 @@ class Bernoulli(ExpFamily):
         if not np.all((p > 0) & (p < 1)): raise ValueError("`probs` must lie strictly inside (0, 1)")
         self._v = _frozen((np.log(p) - np.log1p(-p))[..., None])
     @classmethod
-    def from_natural(cls, logits) -> Bernoulli:
-        "Build from logits $\\log(\\pi/(1-\\pi))$."
-        return cls.from_nat_vec(check_array(logits, 'logits')[..., None])
-    @classmethod
-    def from_mean(cls, probs) -> Bernoulli:
-        "Build from the mean parameter $E[x] = \\pi$."
-        return cls(probs)
-    @classmethod
     def _nat_from_mean_vec(cls, mu):
         if not np.all((mu > 0) & (mu < 1)): raise ValueError("`mean_vec` (= probs) must lie strictly inside (0, 1)")
         return np.log(mu) - np.log1p(-mu)
     logits = property(lambda self: self._v[..., 0], doc="the logits")
     probs = property(lambda self: expit(self.logits), doc="success probabilities")
-    natural = property(lambda self: (self.logits,))
-    mean_params = property(lambda self: (self.probs,))
     mean_vec = property(lambda self: self.probs[..., None])
     def log_partition(self): return np.logaddexp(0.0, self.logits)
     def sufficient_stats(self, x) -> np.ndarray:
@@ -57,7 +48,8 @@ class Bernoulli(ExpFamily):
 # %% ../nbs/01a_conjugate.ipynb #903399f4
 class Categorical(ExpFamily):
     "Categorical distributions over K classes with probabilities `probs` (batch of vectors)."
-    nat_names = ('logits',)
+    nat_names = ('logits',)        # from_natural(logits): logits relative to the last class, shape (..., K-1)
+    mean_names = ('probs',)        # from_mean(probs): the first K-1 probabilities, shape (..., K-1)
     min_nat_len = 1
     def __init__(self,
                  probs,  # class probabilities, shape (..., K), positive, rows summing to 1
@@ -67,14 +59,6 @@ class Categorical(ExpFamily):
         if not np.all(p > 0) or not np.allclose(p.sum(-1), 1, atol=1e-10):
             raise ValueError("`probs` must be positive and sum to 1 along the last axis")
         self._v = _frozen(np.log(p[..., :-1]) - np.log(p[..., -1:]))
-    @classmethod
-    def from_natural(cls, logits) -> Categorical:
-        "Build from logits relative to the last class, shape (..., K-1)."
-        return cls.from_nat_vec(logits)
-    @classmethod
-    def from_mean(cls, probs) -> Categorical:
-        "Build from the mean parameter $(\\pi_1..\\pi_{K-1})$, shape (..., K-1)."
-        return cls.from_mean_vec(probs)
     @classmethod
     def _nat_from_mean_vec(cls, mu):
         last = 1 - mu.sum(-1, keepdims=True)
@@ -88,8 +72,6 @@ class Categorical(ExpFamily):
         "All K class probabilities."
         z = np.concatenate([self._v, np.zeros(self.batch_shape + (1,))], -1)
         return np.exp(z - logsumexp(z, axis=-1, keepdims=True))
-    natural = property(lambda self: (self.logits,))
-    mean_params = property(lambda self: (self.probs[..., :-1],))
     mean_vec = property(lambda self: self.probs[..., :-1])
     def log_partition(self):
         return logsumexp(np.concatenate([self._v, np.zeros(self.batch_shape + (1,))], -1), axis=-1)
@@ -127,27 +109,18 @@ def _poisson_entropy_series(r):
 
 class Poisson(ExpFamily):
     "Independent Poisson counts with rates `rate` (any batch shape)."
-    nat_names = ('log_rate',)
+    nat_names = ('log_rate',)      # from_natural(log_rate): log r
+    mean_names = ('rate',)         # from_mean(rate): E[x] = r
     nat_len = 1
     def __init__(self, rate):  # rates r > 0, any shape
         r = check_array(rate, 'rate')
         if not np.all(r > 0): raise ValueError("`rate` must be positive")
         self._v = _frozen(np.log(r)[..., None])
     @classmethod
-    def from_natural(cls, log_rate) -> Poisson:
-        "Build from $\\log r$."
-        return cls.from_nat_vec(check_array(log_rate, 'log_rate')[..., None])
-    @classmethod
-    def from_mean(cls, rate) -> Poisson:
-        "Build from the mean parameter $E[x] = r$."
-        return cls(rate)
-    @classmethod
     def _nat_from_mean_vec(cls, mu):
         if not np.all(mu > 0): raise ValueError("`mean_vec` (= rate) must be positive")
         return np.log(mu)
     rate = property(lambda self: np.exp(self._v[..., 0]), doc="rates r")
-    natural = property(lambda self: (self._v[..., 0],))
-    mean_params = property(lambda self: (self.rate,))
     mean_vec = property(lambda self: self.rate[..., None])
     def log_partition(self): return self.rate
     def sufficient_stats(self, x) -> np.ndarray:
@@ -172,30 +145,21 @@ class Poisson(ExpFamily):
 # %% ../nbs/01a_conjugate.ipynb #da678137
 class Gamma(ExpFamily):
     "Independent Gamma variables with shape $\\alpha$ and rate $\\beta$ (any batch shape)."
-    nat_names = ('eta1', 'eta2')
+    nat_names = ('eta1', 'eta2')       # from_natural(eta1, eta2) with (eta1, eta2) = (alpha - 1, -beta)
+    mean_names = ('mean_log', 'mean')  # from_mean(mean_log, mean) with (E[log x], E[x]), a Newton solve
+    nat_bounds = ((-1, np.inf, 'must exceed -1 (eta1 = shape - 1)'),
+                  (-np.inf, 0, 'must be negative (eta2 = -rate)'))
     nat_len = 2
     def __init__(self,
                  shape,  # alpha > 0
                  rate,   # beta > 0
                 ):
-        a, b = np.broadcast_arrays(check_array(shape, 'shape'), check_array(rate, 'rate'))
+        a, b = self._broadcast_checked(shape=shape, rate=rate)
         _check_shape_param(a, 'shape')
         if not np.all(b > 0): raise ValueError("`rate` must be positive")
         self._v = _frozen(np.stack([a - 1, -b], -1))
         self._a = _frozen(a)                       # exact: eta1 + 1 loses shapes below ~1e-16 to rounding
     def _post_init(self): self._a = _frozen(self._v[..., 0] + 1)
-    @classmethod
-    def from_natural(cls, eta1, eta2) -> Gamma:
-        "Build from $(\\eta_1, \\eta_2) = (\\alpha - 1, -\\beta)$."
-        return cls.from_nat_vec(np.stack(np.broadcast_arrays(check_array(eta1, 'eta1'), check_array(eta2, 'eta2')), -1))
-    @classmethod
-    def from_mean(cls, mean_log, mean) -> Gamma:
-        "Build from $(E[\\log x], E[x])$ (Newton solve)."
-        return cls.from_mean_vec(np.stack(np.broadcast_arrays(mean_log, mean), -1))
-    @classmethod
-    def _nat_domain(cls, v):
-        return [('eta1', v[..., 0] > -1, 'must exceed -1 (eta1 = shape - 1)'),
-                ('eta2', v[..., 1] < 0, 'must be negative (eta2 = -rate)')]
     @classmethod
     def _nat_from_mean_vec(cls, mu):
         if mu.shape[-1] != 2: raise ValueError(f"`mean_vec` must have last axis 2; got {mu.shape}")
@@ -206,8 +170,6 @@ class Gamma(ExpFamily):
         return _newton_mean_to_nat(cls, mu, np.stack([a0 - 1, -a0 / mu[..., 1]], -1))
     shape = property(lambda self: self._a, doc="alpha")
     rate = property(lambda self: -self._v[..., 1], doc="beta")
-    natural = property(lambda self: (self._v[..., 0], self._v[..., 1]))
-    mean_params = property(lambda self: tuple(np.moveaxis(self.mean_vec, -1, 0)))
     @property
     def mean_vec(self):
         a, b = self.shape, self.rate
@@ -241,29 +203,20 @@ def _check_dirichlet_mean(mu):
 
 class Beta(ExpFamily):
     "Independent Beta variables on (0, 1) with parameters a, b (any batch shape)."
-    nat_names = ('eta1', 'eta2')
+    nat_names = ('eta1', 'eta2')                 # from_natural(eta1, eta2) with (eta1, eta2) = (a - 1, b - 1)
+    mean_names = ('mean_log_x', 'mean_log_1mx')  # from_mean(mean_log_x, mean_log_1mx) with (E[log x], E[log(1-x)])
+    nat_bounds = ((-1, np.inf, 'must exceed -1 (eta1 = a - 1)'),
+                  (-1, np.inf, 'must exceed -1 (eta2 = b - 1)'))
     nat_len = 2
     def __init__(self,
                  a,  # first shape parameter > 0
                  b,  # second shape parameter > 0
                 ):
-        a, b = np.broadcast_arrays(check_array(a, 'a'), check_array(b, 'b'))
+        a, b = self._broadcast_checked(a=a, b=b)
         _check_shape_param(a, 'a'); _check_shape_param(b, 'b')
         self._v = _frozen(np.stack([a - 1, b - 1], -1))
         self._ab = _frozen(np.stack([a, b], -1))    # exact: eta + 1 loses values below ~1e-16 to rounding
     def _post_init(self): self._ab = _frozen(self._v + 1)
-    @classmethod
-    def from_natural(cls, eta1, eta2) -> Beta:
-        "Build from $(a-1, b-1)$."
-        return cls.from_nat_vec(np.stack(np.broadcast_arrays(check_array(eta1, 'eta1'), check_array(eta2, 'eta2')), -1))
-    @classmethod
-    def from_mean(cls, mean_log_x, mean_log_1mx) -> Beta:
-        "Build from $(E[\\log x], E[\\log(1-x)])$ (Newton solve)."
-        return cls.from_mean_vec(np.stack(np.broadcast_arrays(mean_log_x, mean_log_1mx), -1))
-    @classmethod
-    def _nat_domain(cls, v):
-        return [('eta1', v[..., 0] > -1, 'must exceed -1 (eta1 = a - 1)'),
-                ('eta2', v[..., 1] > -1, 'must exceed -1 (eta2 = b - 1)')]
     @classmethod
     def _nat_from_mean_vec(cls, mu):
         if mu.shape[-1] != 2: raise ValueError(f"`mean_vec` must have last axis 2; got {mu.shape}")
@@ -271,8 +224,6 @@ class Beta(ExpFamily):
         return _newton_mean_to_nat(cls, mu, _dirichlet_init(mu))
     a = property(lambda self: self._ab[..., 0], doc="a")
     b = property(lambda self: self._ab[..., 1], doc="b")
-    natural = property(lambda self: (self._v[..., 0], self._v[..., 1]))
-    mean_params = property(lambda self: tuple(np.moveaxis(self.mean_vec, -1, 0)))
     @property
     def mean_vec(self):
         a, b = self.a, self.b; s = digamma(a + b)
@@ -296,7 +247,8 @@ class Beta(ExpFamily):
 # %% ../nbs/01a_conjugate.ipynb #97610f28
 class Dirichlet(ExpFamily):
     "Dirichlet distributions on the (K-1)-simplex with concentrations $\\alpha$ (batch of vectors)."
-    nat_names = ('eta',)
+    nat_names = ('eta',)           # from_natural(eta): eta = alpha - 1
+    mean_names = ('mean_log_x',)   # from_mean(mean_log_x): E[log x], a Newton solve
     min_nat_len = 2
     event_ndim = 1
     def __init__(self, alpha):  # concentrations > 0, shape (..., K), K >= 2
@@ -307,22 +259,12 @@ class Dirichlet(ExpFamily):
         self._alpha = _frozen(a)                   # exact: eta + 1 loses concentrations below ~1e-16
     def _post_init(self): self._alpha = _frozen(self._v + 1)
     @classmethod
-    def from_natural(cls, eta) -> Dirichlet:
-        "Build from $\\eta = \\alpha - 1$."
-        return cls.from_nat_vec(eta)
-    @classmethod
-    def from_mean(cls, mean_log_x) -> Dirichlet:
-        "Build from $E[\\log x]$ (Newton solve)."
-        return cls.from_mean_vec(mean_log_x)
-    @classmethod
     def _nat_domain(cls, v): return [('eta', np.all(v > -1, -1), 'must exceed -1 elementwise (eta = alpha - 1)')]
     @classmethod
     def _nat_from_mean_vec(cls, mu):
         _check_dirichlet_mean(mu)
         return _newton_mean_to_nat(cls, mu, _dirichlet_init(mu))
     alpha = property(lambda self: self._alpha, doc="concentrations")
-    natural = property(lambda self: (self._v,))
-    mean_params = property(lambda self: (self.mean_vec,))
     @property
     def mean_vec(self):
         a = self.alpha

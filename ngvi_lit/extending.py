@@ -84,28 +84,19 @@ def _exp_e1(x):
 
 class InverseGaussian(ExpFamily):
     "Independent inverse-Gaussian variables with mean $\\mu$ and shape $\\lambda$ (any batch shape)."
-    nat_names = ('eta1', 'eta2')
+    nat_names = ('eta1', 'eta2')           # from_natural(eta1, eta2) with (eta1, eta2) = (-lambda/(2 mu^2), -lambda/2)
+    mean_names = ('mean_x', 'mean_inv_x')  # from_mean(mean_x, mean_inv_x) with (E[x], E[1/x]), in closed form
+    nat_bounds = ((-np.inf, 0, 'must be negative (eta1 = -shape / (2 mean^2))'),
+                  (-np.inf, 0, 'must be negative (eta2 = -shape / 2)'))
     nat_len = 2
     def __init__(self,
                  mean,   # mu > 0
                  shape,  # lambda > 0 (Var[x] = mu^3 / lambda)
                 ):
-        m, l = np.broadcast_arrays(check_array(mean, 'mean'), check_array(shape, 'shape'))
+        m, l = self._broadcast_checked(mean=mean, shape=shape)
         if not np.all(m > 0): raise ValueError("`mean` must be positive")
         if not np.all(l > 0): raise ValueError("`shape` must be positive")
         self._v = _frozen(np.stack([-l / (2 * m**2), -l / 2], -1))
-    @classmethod
-    def from_natural(cls, eta1, eta2) -> InverseGaussian:
-        "Build from $(\\eta_1, \\eta_2) = (-\\lambda/(2\\mu^2), -\\lambda/2)$."
-        return cls.from_nat_vec(np.stack(np.broadcast_arrays(check_array(eta1, 'eta1'), check_array(eta2, 'eta2')), -1))
-    @classmethod
-    def from_mean(cls, mean_x, mean_inv_x) -> InverseGaussian:
-        "Build from $(E[x], E[1/x])$ (closed form)."
-        return cls.from_mean_vec(np.stack(np.broadcast_arrays(mean_x, mean_inv_x), -1))
-    @classmethod
-    def _nat_domain(cls, v):
-        return [('eta1', v[..., 0] < 0, 'must be negative (eta1 = -shape / (2 mean^2))'),
-                ('eta2', v[..., 1] < 0, 'must be negative (eta2 = -shape / 2)')]
     @classmethod
     def _nat_from_mean_vec(cls, mu):
         if not np.all(mu[..., 0] > 0): raise ValueError("`mean_vec`: E[x] must be positive")
@@ -115,8 +106,6 @@ class InverseGaussian(ExpFamily):
         return np.stack([-lam / (2 * mu[..., 0]**2), -lam / 2], -1)
     mean = property(lambda self: np.sqrt(self._v[..., 1] / self._v[..., 0]), doc="mu = sqrt(eta2 / eta1)")
     shape = property(lambda self: -2 * self._v[..., 1], doc="lambda = -2 eta2")
-    natural = property(lambda self: (self._v[..., 0], self._v[..., 1]))
-    mean_params = property(lambda self: tuple(np.moveaxis(self.mean_vec, -1, 0)))
     @property
     def mean_vec(self):
         m, l = self.mean, self.shape

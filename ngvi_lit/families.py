@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_families.ipynb #91e60a2f
 from __future__ import annotations
+import inspect
 import numpy as np
 import scipy.linalg as sla
 from .checks import check_array, check_spd, check_rng
@@ -74,6 +75,8 @@ def _tri_dim(n:int, name:str) -> int:
 class ExpFamily:
     "Base class for $q(x) = h(x)\\exp(\\lambda^\\top T(x) - A(\\lambda))$ with a flat minimal natural parameter per batch member."
     nat_names: tuple = ()        # names of the natural parameters, in the order of `from_natural`
+    mean_names: tuple = ()       # names of the mean parameters, in the order of `from_mean`
+    nat_bounds: tuple = ()       # per natural parameter that is one number: (low, high, requirement), an open interval
     event_ndim: int = 0          # number of trailing axes of one draw x
     nat_len: int|None = None     # P when it is fixed by the family (None: it depends on a dimension)
     min_nat_len: int = 1         # smallest P the family allows
@@ -95,8 +98,9 @@ class ExpFamily:
 
     @classmethod
     def _nat_domain(cls, v) -> list:
-        "List of (name, ok mask over the batch, requirement) for natural vector(s) `v`."
-        return []
+        "List of (name, ok mask over the batch, requirement) for natural vector(s) `v`; by default read off `nat_bounds`."
+        return [(name, (lo < v[..., i]) & (v[..., i] < hi), req)
+                for i, (name, (lo, hi, req)) in enumerate(zip(cls.nat_names, cls.nat_bounds))]
 
     @classmethod
     def in_domain(cls, nat_vec) -> np.ndarray:
@@ -134,6 +138,44 @@ class ExpFamily:
         cls._check_len(mu, 'mean_vec')
         return cls._from_nat_vec(cls._nat_from_mean_vec(mu))
 
+    # ----- construction from named parameters: each name is one number of the flat vector
+    #       (nat_len == number of names), or a single name is the whole flat vector (nat_len is None)
+    @classmethod
+    def _names_are_numbers(cls, names:tuple, method:str, error=TypeError) -> bool:
+        "True when each of `names` is one number of the flat vector, False when the single name is the whole vector."
+        if names and cls.nat_len == len(names): return True
+        if len(names) == 1 and cls.nat_len is None: return False
+        raise error(f"{cls.__name__} must define its own {method}: its parameters are neither numbers nor one vector")
+
+    @staticmethod
+    def _broadcast_checked(**arrays) -> list:
+        "Check each keyword array under its own name, then broadcast them to one shape."
+        return np.broadcast_arrays(*(check_array(a, name) for name, a in arrays.items()))
+
+    @classmethod
+    def _flat_from_named(cls, names:tuple, args:tuple, kwargs:dict, method:str) -> np.ndarray:
+        "Bind `args`, `kwargs` to `names` as the signature `method(*names)` would, and make the flat vector of them."
+        numbers = cls._names_are_numbers(names, method)
+        sig = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        try: bound = sig.bind(*args, **kwargs)
+        except TypeError as e: raise TypeError(f"{cls.__name__}.{method}{sig}: {e}") from None
+        if numbers: return np.stack(cls._broadcast_checked(**bound.arguments), -1)
+        return check_array(bound.args[0], names[0])
+
+    def _named_from_flat(self, v, names:tuple, prop:str) -> tuple:
+        "The inverse: the flat vector `v` split into the named parameters."
+        return tuple(np.moveaxis(v, -1, 0)) if self._names_are_numbers(names, prop, AttributeError) else (v,)
+
+    @classmethod
+    def from_natural(cls, *args, **kwargs) -> ExpFamily:
+        "Build from the natural parameters named in `nat_names` (by position or by name), each of the batch shape."
+        return cls.from_nat_vec(cls._flat_from_named(cls.nat_names, args, kwargs, 'from_natural'))
+
+    @classmethod
+    def from_mean(cls, *args, **kwargs) -> ExpFamily:
+        "Build from the mean parameters named in `mean_names` (by position or by name), each of the batch shape."
+        return cls.from_mean_vec(cls._flat_from_named(cls.mean_names, args, kwargs, 'from_mean'))
+
     # ----- what every family provides
     @property
     def nat_vec(self) -> np.ndarray:
@@ -147,6 +189,14 @@ class ExpFamily:
     def batch_shape(self) -> tuple:
         "Shape of the batch of independent distributions."
         return self.nat_vec.shape[:-1]
+    @property
+    def natural(self) -> tuple:
+        "The natural parameters in the order of `nat_names` (by default split off `nat_vec` by name)."
+        return self._named_from_flat(self.nat_vec, self.nat_names, 'natural')
+    @property
+    def mean_params(self) -> tuple:
+        "The mean parameters in the order of `mean_names` (by default split off `mean_vec` by name)."
+        return self._named_from_flat(self.mean_vec, self.mean_names, 'mean_params')
     def grad_log_partition(self) -> np.ndarray:
         "$\\nabla A(\\lambda) = \\mu$ (the mean map)."
         return self.mean_vec
@@ -220,17 +270,31 @@ def _newton_mean_to_nat(cls, mu, lam, max_iter=100, tol=1e-26):
                      f"iterations (largest decrement {dec.max():.2e}); is `mean_vec` near the boundary?")
 
 # %% ../nbs/01_families.ipynb #82d129fd
-class MvNormal(ExpFamily):
-    "Multivariate Gaussian $\\mathcal N(m, S^{-1})$ stored by mean and precision (immutable)."
+def _vector_and_partner(v, v_name:str, w, w_name:str, square:bool=False):
+    "Check a 1-D `v` (length D) and its partner `w`, a D x D matrix if `square` else a D-vector, each under its name."
+    v = check_array(v, v_name, ndim=1)
+    return v, check_array(w, w_name, shape=(v.size, v.size) if square else (v.size,))
+
+class _Gaussian(ExpFamily):
+    "What the full and the diagonal Gaussian share: one distribution (batch shape ()) of a D-vector z, parameters (eta1, eta2)."
     nat_names = ('eta1', 'eta2')
     min_nat_len = 2
     event_ndim = 1
+    batch_shape = property(lambda self: (), doc="always (): one distribution")
+    def _check_points(self, z) -> np.ndarray:
+        "Points `z` with last axis D."
+        z = check_array(z, 'z')
+        if z.ndim < 1 or z.shape[-1] != self.dim: raise ValueError(f"`z` must have last axis {self.dim}; got shape {z.shape}")
+        return z
+
+class MvNormal(_Gaussian):
+    "Multivariate Gaussian $\\mathcal N(m, S^{-1})$ stored by mean and precision (immutable)."
     def __init__(self,
                  mean,        # the mean m, shape (D,)
                  cov,         # the covariance Sigma, shape (D, D), symmetric positive definite
                 ):
-        m = check_array(mean, 'mean', ndim=1)
-        L_cov = check_spd(check_array(cov, 'cov', shape=(m.size, m.size)), 'cov')
+        m, C = _vector_and_partner(mean, 'mean', cov, 'cov', square=True)
+        L_cov = check_spd(C, 'cov')
         # precision = L^-T L^-1; its Cholesky factor is obtained from the reversed-order factorisation
         Linv = _trsolve(L_cov, np.eye(m.size))
         self._set(m, Linv.T @ Linv)
@@ -247,8 +311,7 @@ class MvNormal(ExpFamily):
                        prec,  # the precision S = Sigma^{-1}, shape (D, D), SPD
                       ) -> MvNormal:
         "Build from mean and precision."
-        m = check_array(mean, 'mean', ndim=1)
-        S = check_array(prec, 'prec', shape=(m.size, m.size))
+        m, S = _vector_and_partner(mean, 'mean', prec, 'prec', square=True)
         obj = cls.__new__(cls); obj._set(m.copy(), S.copy())
         return obj
 
@@ -258,8 +321,8 @@ class MvNormal(ExpFamily):
                      eta2,  # -S/2, shape (D, D)
                     ) -> MvNormal:
         "Build from natural parameters $(\\eta_1, \\eta_2) = (Sm, -S/2)$."
-        e1 = check_array(eta1, 'eta1', ndim=1)
-        S = -2 * check_array(eta2, 'eta2', shape=(e1.size, e1.size))
+        e1, e2 = _vector_and_partner(eta1, 'eta1', eta2, 'eta2', square=True)
+        S = -2 * e2
         try: L = check_spd(S, 'prec')
         except ValueError as e: raise ValueError(f"`eta2` must be negative definite: {e}") from None
         m = sla.cho_solve((L, True), e1)
@@ -272,8 +335,7 @@ class MvNormal(ExpFamily):
                   M2,  # E[z z^T], shape (D, D)
                  ) -> MvNormal:
         "Build from mean parameters $(m, E[zz^\\top])$."
-        m = check_array(m, 'm', ndim=1)
-        M2 = check_array(M2, 'M2', shape=(m.size, m.size))
+        m, M2 = _vector_and_partner(m, 'm', M2, 'M2', square=True)
         try: return cls(m, M2 - np.outer(m, m))
         except ValueError as e: raise ValueError(f"`M2` - m m^T must be a covariance: {e}") from None
 
@@ -304,8 +366,7 @@ class MvNormal(ExpFamily):
 
     def log_prob(self, z) -> np.ndarray:
         "Log density at `z` of shape (D,) or (K, D)."
-        z = check_array(z, 'z')
-        if z.shape[-1] != self.dim: raise ValueError(f"`z` must have last axis {self.dim}; got shape {z.shape}")
+        z = self._check_points(z)
         u = (z - self._m) @ self._L   # L^T (z - m) for each row
         return -0.5 * (u**2).sum(-1) + 0.5 * self.logdet_prec() - 0.5 * self.dim * np.log(2 * np.pi)
 
@@ -344,7 +405,6 @@ class MvNormal(ExpFamily):
         "Flat mean parameter $(m, \\text{upper triangle of } E[zz^\\top])$."
         m, M2 = self.mean_params
         return np.concatenate([m, sym_to_mean_coords(M2)])
-    batch_shape = property(lambda self: (), doc="always () for MvNormal")
     @classmethod
     def _split(cls, v, name):
         D = int(round((np.sqrt(9 + 8 * v.shape[-1]) - 3) / 2))
@@ -372,8 +432,7 @@ class MvNormal(ExpFamily):
 
     def sufficient_stats(self, z) -> np.ndarray:
         "$T(z) = (z, \\text{upper triangle of } zz^\\top)$, shape (..., P)."
-        z = check_array(z, 'z')
-        if z.ndim < 1 or z.shape[-1] != self.dim: raise ValueError(f"`z` must have last axis {self.dim}; got shape {z.shape}")
+        z = self._check_points(z)
         return np.concatenate([z, sym_to_mean_coords(z[..., :, None] * z[..., None, :])], axis=-1)
 
     def fvp(self, v) -> np.ndarray:
@@ -392,24 +451,19 @@ class MvNormal(ExpFamily):
         return dict(mean=self._m, cov=Sig, chol_cov=np.linalg.cholesky(Sig), prec=self._S, chol_prec=self._L)
 
 # %% ../nbs/01_families.ipynb #6bc09f02
-class DiagNormal(ExpFamily):
+class DiagNormal(_Gaussian):
     "Gaussian with diagonal covariance $\\mathcal N(m, \\mathrm{diag}(v))$ (immutable)."
-    nat_names = ('eta1', 'eta2')
-    min_nat_len = 2
-    event_ndim = 1
     def __init__(self,
                  mean,  # the mean m, shape (D,)
                  var,   # the variances v > 0, shape (D,)
                 ):
-        m = check_array(mean, 'mean', ndim=1)
-        v = check_array(var, 'var', shape=(m.size,))
+        m, v = _vector_and_partner(mean, 'mean', var, 'var')
         if not np.all(v > 0): raise ValueError(f"`var` must be positive; smallest is {v.min():.3g}")
         self._v = _frozen(np.concatenate([m / v, -0.5 / v]))
     @classmethod
     def from_natural(cls, eta1, eta2) -> DiagNormal:
         "Build from $(\\eta_1, \\eta_2) = (m/v, -1/(2v))$, each of shape (D,)."
-        e1, e2 = check_array(eta1, 'eta1', ndim=1), check_array(eta2, 'eta2', ndim=1)
-        return cls.from_nat_vec(np.concatenate([e1, e2]))
+        return cls.from_nat_vec(np.concatenate(_vector_and_partner(eta1, 'eta1', eta2, 'eta2')))
     @classmethod
     def from_mean(cls, m, M2) -> DiagNormal:
         "Build from $(E[z], E[z^2])$."
@@ -427,7 +481,6 @@ class DiagNormal(ExpFamily):
     dim = property(lambda self: self._v.size // 2, doc="dimension D")
     var = property(lambda self: -0.5 / self._v[self.dim:], doc="variances v, shape (D,)")
     mean = property(lambda self: self._v[:self.dim] * self.var, doc="mean m, shape (D,)")
-    batch_shape = property(lambda self: (), doc="always ()")
     natural = property(lambda self: (self._v[:self.dim], self._v[self.dim:]), doc="$(m/v, -1/(2v))$")
     mean_params = property(lambda self: (self.mean, self.mean**2 + self.var), doc="$(m, m^2+v)$")
     @property
@@ -438,8 +491,7 @@ class DiagNormal(ExpFamily):
         return float(np.sum(m**2 / (2 * v) + 0.5 * np.log(2 * np.pi * v)))
     def sufficient_stats(self, z) -> np.ndarray:
         "$T(z) = (z, z^2)$, shape (..., 2D)."
-        z = check_array(z, 'z')
-        if z.ndim < 1 or z.shape[-1] != self.dim: raise ValueError(f"`z` must have last axis {self.dim}; got shape {z.shape}")
+        z = self._check_points(z)
         return np.concatenate([z, z**2], axis=-1)
     def fvp(self, v) -> np.ndarray:
         "Fisher-vector product from the per-coordinate $2\\times2$ blocks, $O(D)$."
