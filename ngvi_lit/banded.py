@@ -10,7 +10,7 @@ from scipy.linalg import lapack
 from scipy.special import gammaln
 from typing import NamedTuple
 from .checks import check_array, check_int
-from .families import MvNormal
+from .families import MvNormal, _GaussianByPrecision
 from .schedules import as_schedule
 from .updates import StepInfo, FitFault, FitStall
 
@@ -86,7 +86,7 @@ def _selected_inverse(Lb, B: int):
     return np.array(sig)
 
 # %% ../nbs/08b_banded.ipynb #fcccb7ee
-class BandedNormal:
+class BandedNormal(_GaussianByPrecision):
     "Gaussian $\\mathcal N(m, S^{-1})$ on $\\mathbb R^T$ whose precision $S$ has bandwidth $b$, stored in LAPACK lower banded form (immutable)."
     def __init__(self, mean, ab, L):
         self._m, self._ab, self._L, self._sig = mean, ab, L, {}
@@ -146,21 +146,15 @@ class BandedNormal:
         z = check_array(z, 'z')
         if z.shape[-1] != self.T: raise ValueError(f"`z` must have last axis {self.T}; got shape {z.shape}")
         u = _lt_matvec(self._L, z - self._m)
-        return -0.5 * (u**2).sum(-1) + 0.5 * self.logdet_prec() - 0.5 * self.T * np.log(2 * np.pi)
+        return self._log_density((u**2).sum(-1))
 
-    def entropy(self) -> float:
-        "Differential entropy $\\tfrac T2(1+\\log 2\\pi) - \\tfrac12\\log\\det S$."
-        return 0.5 * self.T * (1 + np.log(2 * np.pi)) - 0.5 * self.logdet_prec()
-
-    def kl(self, other: BandedNormal) -> float:
-        "KL(self || other) in $O(TB^2)$: $\\mathrm{tr}(S_o\\Sigma)$ needs $\\Sigma$ only inside the band of $S_o$."
-        if not isinstance(other, BandedNormal): raise TypeError(f"`other` must be a BandedNormal; got {type(other).__name__}")
-        if other.T != self.T: raise ValueError(f"`other` has length {other.T}, expected {self.T}")
+    _event_shape = property(lambda self: (self.T,))
+    def _kl_terms(self, other: BandedNormal) -> tuple:
+        "The two data terms of the KL in $O(TB^2)$: $\\mathrm{tr}(S_o\\Sigma)$ needs $\\Sigma$ only inside the band of $S_o$."
         So = other._ab; sig = self.cov_banded(other.bandwidth)
         tr = float(np.sum(So[0] * sig[0]) + 2 * np.sum(So[1:] * sig[1:So.shape[0]]))
         d = self._m - other._m
-        maha = float(d @ _sym_matvec(So, d))
-        return 0.5 * (tr + maha - self.T + self.logdet_prec() - other.logdet_prec())
+        return tr, float(d @ _sym_matvec(So, d))
 
     def to_mvnormal(self, max_dim: int=2000) -> MvNormal:
         "The same Gaussian as a dense `MvNormal` (small T only: tests and plots)."

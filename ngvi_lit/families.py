@@ -287,7 +287,27 @@ class _Gaussian(ExpFamily):
         if z.ndim < 1 or z.shape[-1] != self.dim: raise ValueError(f"`z` must have last axis {self.dim}; got shape {z.shape}")
         return z
 
-class MvNormal(_Gaussian):
+class _GaussianByPrecision:
+    "Entropy, KL and log density of a Gaussian kept through its precision $S$ (MvNormal, banded and K-FAC Gaussians)."
+    # a subclass provides logdet_prec(), _event_shape, and _kl_terms(other) -> (tr(S_o Sigma), (m - m_o)^T S_o (m - m_o))
+    _n = property(lambda self: int(np.prod(self._event_shape)), doc="number of scalars n")
+    def _log_density(self, sq):
+        "$-\\tfrac12 \\|L^\\top(z-m)\\|^2 + \\tfrac12\\log\\det S - \\tfrac n2\\log 2\\pi$ from the squared whitened residual `sq`."
+        return -0.5 * sq + 0.5 * self.logdet_prec() - 0.5 * self._n * np.log(2 * np.pi)
+
+    def entropy(self) -> float:
+        "Differential entropy $\\tfrac n2(1+\\log 2\\pi) - \\tfrac12\\log\\det S$."
+        return 0.5 * self._n * (1 + np.log(2 * np.pi)) - 0.5 * self.logdet_prec()
+
+    def kl(self, other) -> float:
+        "KL(self || other) $= \\tfrac12[\\mathrm{tr}(S_o\\Sigma) + (m-m_o)^\\top S_o(m-m_o) - n + \\log\\det S - \\log\\det S_o]$."
+        if not isinstance(other, type(self)): raise TypeError(f"`other` must be a {type(self).__name__}; got {type(other).__name__}")
+        if other._event_shape != self._event_shape:
+            raise ValueError(f"`other` has event shape {other._event_shape}, expected {self._event_shape}")
+        tr, maha = self._kl_terms(other)
+        return 0.5 * (tr + maha - self._n + self.logdet_prec() - other.logdet_prec())
+
+class MvNormal(_GaussianByPrecision, _Gaussian):
     "Multivariate Gaussian $\\mathcal N(m, S^{-1})$ stored by mean and precision (immutable)."
     def __init__(self,
                  mean,        # the mean m, shape (D,)
@@ -368,7 +388,7 @@ class MvNormal(_Gaussian):
         "Log density at `z` of shape (D,) or (K, D)."
         z = self._check_points(z)
         u = (z - self._m) @ self._L   # L^T (z - m) for each row
-        return -0.5 * (u**2).sum(-1) + 0.5 * self.logdet_prec() - 0.5 * self.dim * np.log(2 * np.pi)
+        return self._log_density((u**2).sum(-1))
 
     def sample(self,
                rng: np.random.Generator,  # the random generator
@@ -378,19 +398,11 @@ class MvNormal(_Gaussian):
         eps = check_rng(rng).standard_normal((n, self.dim))
         return self._m + _trsolve(self._L, eps.T, trans=True).T
 
-    def entropy(self) -> float:
-        "Differential entropy $\\tfrac D2(1+\\log 2\\pi) - \\tfrac12\\log\\det S$."
-        return 0.5 * self.dim * (1 + np.log(2 * np.pi)) - 0.5 * self.logdet_prec()
-
-    def kl(self, other: MvNormal) -> float:
-        "KL(self || other) in closed form."
-        if not isinstance(other, MvNormal): raise TypeError(f"`other` must be an MvNormal; got {type(other).__name__}")
-        if other.dim != self.dim: raise ValueError(f"`other` has dimension {other.dim}, expected {self.dim}")
-        # tr(S_o Sigma) = ||L_o^T L^{-T}||_F^2 ; Mahalanobis term with S_o
+    _event_shape = property(lambda self: (self.dim,))
+    def _kl_terms(self, other: MvNormal) -> tuple:
+        "$\\mathrm{tr}(S_o\\Sigma) = \\|L^{-1}L_o\\|_F^2$ and the Mahalanobis term $\\|L_o^\\top(m-m_o)\\|^2$."
         B = _trsolve(self._L, other._L)  # L^{-1} L_o
-        d = self._m - other._m
-        maha = np.sum((other._L.T @ d)**2)
-        return 0.5 * (np.sum(B**2) + maha - self.dim + self.logdet_prec() - other.logdet_prec())
+        return np.sum(B**2), np.sum((other._L.T @ (self._m - other._m))**2)
 
     def __repr__(self): return f"MvNormal(dim={self.dim})"
 

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.special import logsumexp
 from .checks import check_array, check_spd, check_rng, check_int, check_step_size
-from .families import MvNormal
+from .families import MvNormal, _GaussianByPrecision
 from .solvers import kfac_pi, _check_damping
 from .schedules import as_schedule
 from .updates import StepInfo, FitFault
@@ -27,7 +27,7 @@ def _chol(M, name):
 
 def _logdet(L) -> float: return 2 * float(np.log(np.diag(L)).sum())
 
-class KFACNormal:
+class KFACNormal(_GaussianByPrecision):
     "Matrix normal $q(W)=\\mathcal{MN}(M, A^{-1}, G^{-1})$ on $W\\in\\mathbb R^{p\\times k}$: precision $A\\otimes G$ of `W.ravel()` (row-major vec)."
     def __init__(self,
                  mean,  # the mean M, shape (p, k): p inputs (incl. bias), k outputs
@@ -82,20 +82,15 @@ class KFACNormal:
         "Log density at `W` of shape (p, k) or (n, p, k): $-\\tfrac12\\|L_A^\\top (W-M) L_G\\|_F^2 + \\tfrac12\\log\\det(A\\otimes G) - \\tfrac{pk}2\\log 2\\pi$."
         W = self._check_W(W)
         U = self._whiten(W - self._M)
-        return -0.5 * (U**2).sum((-2, -1)) + 0.5 * self.logdet_prec() - 0.5 * self.size * np.log(2 * np.pi)
+        return self._log_density((U**2).sum((-2, -1)))
 
-    def entropy(self) -> float:
-        "$\\tfrac{pk}2(1+\\log 2\\pi) - \\tfrac12\\log\\det(A\\otimes G)$."
-        return 0.5 * self.size * (1 + np.log(2 * np.pi)) - 0.5 * self.logdet_prec()
-
-    def kl(self, other: KFACNormal) -> float:
-        "KL(self || other): $\\tfrac12[\\mathrm{tr}(A_oA^{-1})\\mathrm{tr}(G_oG^{-1}) + \\mathrm{tr}(G_o D^\\top A_o D) - pk + \\log\\tfrac{\\det\\Lambda}{\\det\\Lambda_o}]$, $D = M - M_o$."
-        if not isinstance(other, KFACNormal): raise TypeError(f"`other` must be a KFACNormal; got {type(other).__name__}")
-        if other.shape != self.shape: raise ValueError(f"`other` has shape {other.shape}, expected {self.shape}")
+    _event_shape = property(lambda self: self.shape)
+    def _kl_terms(self, other: KFACNormal) -> tuple:
+        "The two data terms of the KL: $\\mathrm{tr}(A_oA^{-1})\\mathrm{tr}(G_oG^{-1})$ and $\\mathrm{tr}(G_o D^\\top A_o D)$, $D = M - M_o$."
         BA = sla.solve_triangular(self._LA, other._LA, lower=True, check_finite=False)   # tr(A_o A^-1) = ||L^-1 L_o||_F^2
         BG = sla.solve_triangular(self._LG, other._LG, lower=True, check_finite=False)
         U = (other._LA.T @ (self._M - other._M)) @ other._LG
-        return 0.5 * (np.sum(BA**2) * np.sum(BG**2) + np.sum(U**2) - self.size + self.logdet_prec() - other.logdet_prec())
+        return np.sum(BA**2) * np.sum(BG**2), np.sum(U**2)
 
     def solve(self, R) -> np.ndarray:
         "$(A\\otimes G)^{-1}$ applied to a (p, k) matrix `R` in vec form: $A^{-1} R\\, G^{-1}$ (two small Cholesky solves)."
