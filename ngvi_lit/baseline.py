@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_baseline.ipynb #73511580
 from __future__ import annotations
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 import numpy as np
 import scipy.linalg as sla
 from .checks import check_int
@@ -13,7 +13,27 @@ from .models import GLM
 from .updates import StepInfo, FitFault
 
 # %% auto #0
-__all__ = ['AdamState', 'AdamVI']
+__all__ = ['TupleStateIO', 'AdamState', 'AdamVI']
+
+# %% ../nbs/10_baseline.ipynb #1c7fe24a
+_FROM_SAVED = {np.ndarray: np.array, int: int, float: float}   # field annotation -> how a saved value comes back
+
+class TupleStateIO:
+    "Save/resume for an algorithm whose state is a `NamedTuple` of arrays, ints and floats, the type its `init` returns."
+    @property
+    def state_type(self) -> type:
+        "The state's `NamedTuple`, read off the return annotation of `init`."
+        return get_type_hints(self.init)['return']
+
+    def state_arrays(self, s) -> dict:
+        "The state as plain arrays."
+        return s._asdict()
+
+    def state_from_arrays(self, model, d):
+        "Rebuild a saved state, each field converted by its annotation (array, int or float)."
+        T = self.state_type; hints = get_type_hints(T)
+        return T(**{f: _FROM_SAVED[hints[f]](d[f]) for f in T._fields})
+
 
 # %% ../nbs/10_baseline.ipynb #32ec0582
 class AdamState(NamedTuple):
@@ -27,7 +47,7 @@ class AdamState(NamedTuple):
 def _chol(C):
     return np.tril(C, -1) + np.diag(np.exp(np.diag(C)))
 
-class AdamVI:
+class AdamVI(TupleStateIO):
     "Euclidean reparameterisation-gradient VI with Adam: the baseline, in the same `fit` API."
     name = 'adam'
     def __init__(self,
@@ -51,14 +71,6 @@ class AdamVI:
         C = np.tril(L, -1) + np.diag(np.log(np.diag(L)))
         P = q.dim + q.dim * (q.dim + 1) // 2
         return AdamState(q.mean.copy(), C, np.zeros(P), np.zeros(P), 0)
-
-    def state_arrays(self, s: AdamState) -> dict:
-        "The state as plain arrays."
-        return s._asdict()
-
-    def state_from_arrays(self, model, d) -> AdamState:
-        "Rebuild a saved state."
-        return AdamState(np.array(d['m']), np.array(d['C']), np.array(d['v1']), np.array(d['v2']), int(d['t']))
 
     def q_of(self, s: AdamState) -> MvNormal:
         "The Gaussian in a state, built through its precision $C^{-\\top}C^{-1}$ (stable when the covariance is ill-conditioned)."

@@ -13,6 +13,7 @@ from .checks import check_array, check_int, check_rng, check_step_size
 from .families import DiagNormal
 from .kfac import KFACNormal, damped_factors
 from .updates import StepInfo, FitFault
+from .baseline import TupleStateIO
 from .nn import MLP, check_data, _check_lik
 
 # %% auto #0
@@ -228,7 +229,7 @@ class VOGNState(NamedTuple):
     N: float         # rows of the full data
     lam: float       # prior precision
 
-class VOGN:
+class VOGN(TupleStateIO):
     "Variational online Gauss-Newton (Khan et al. 2018; Osawa et al. 2019): diagonal Gaussian q by natural gradients with per-example GGN curvature, momentum and prior precision."
     name = 'vogn'
     def __init__(self,
@@ -277,14 +278,6 @@ class VOGN:
         elbo, se = _elbo_se(model, np.mean(nlls, 0), _kl_diag(st.mu, v0, 0., 1 / lam))
         return new, StepInfo(elbo, se, float(np.sqrt(np.sum((N * (g + d * st.mu)) ** 2 * v0))), self.lr, 0, _kl_diag(mu, v1, st.mu, v0), 0)
 
-    def state_arrays(self, st: VOGNState) -> dict:
-        "The state as plain arrays."
-        return st._asdict()
-
-    def state_from_arrays(self, model, d) -> VOGNState:
-        "Rebuild a saved state."
-        return VOGNState(np.array(d['mu']), np.array(d['s']), np.array(d['m']), int(d['t']), float(d['N']), float(d['lam']))
-
 # %% ../nbs/21_bnn.ipynb #110918af
 class IVONState(NamedTuple):
     "What carries between IVON iterations."
@@ -295,7 +288,7 @@ class IVONState(NamedTuple):
     N: float         # rows of the full data (IVON's effective sample size)
     lam: float       # prior precision (delta = lam / N is IVON's weight decay)
 
-class IVON:
+class IVON(TupleStateIO):
     "IVON-style variational online Newton (Shen et al. 2024): diagonal Gaussian, Hessian by the reparameterisation trick, the iBLR update that keeps it positive; Adam-like in form."
     name = 'ivon'
     def __init__(self,
@@ -341,14 +334,6 @@ class IVON:
         v0, v1 = sd ** 2, 1 / (N * (hn + d))
         elbo, se = _elbo_se(model, np.mean(nlls, 0), _kl_diag(st.m, v0, 0., 1 / st.lam))
         return IVONState(m, hn, gm, t, N, st.lam), StepInfo(elbo, se, float(np.sqrt(np.sum((N * (g + d * st.m)) ** 2 * v0))), self.lr, 0, _kl_diag(m, v1, st.m, v0), 0)
-
-    def state_arrays(self, st: IVONState) -> dict:
-        "The state as plain arrays."
-        return st._asdict()
-
-    def state_from_arrays(self, model, d) -> IVONState:
-        "Rebuild a saved state."
-        return IVONState(np.array(d['m']), np.array(d['h']), np.array(d['g']), int(d['t']), float(d['N']), float(d['lam']))
 
 # %% ../nbs/21_bnn.ipynb #b25695f1
 class NoisyKFACState(NamedTuple):
@@ -447,7 +432,7 @@ class AdamState(NamedTuple):
     v: np.ndarray    # Adam second moments, same shape
     t: int           # iterations done
 
-class MAPAdam:
+class MAPAdam(TupleStateIO):
     "MAP estimate by Adam on $\\bar\\ell(w) = \\frac N{|B|}\\sum_B\\ell_n(w) + \\frac\\lambda2\\|w\\|^2$ (weight decay = the prior); q is a point mass."
     name = 'map-adam'
     def __init__(self, lr: float=1e-3, beta1: float=0.9, beta2: float=0.999,   # Adam constants
@@ -480,14 +465,6 @@ class MAPAdam:
         lp, se = _elbo_se(model, nlls, float(np.mean(lj)))
         return AdamState(W, m, v, t), StepInfo(lp, se, float(np.sqrt(np.sum(G * G) / self.M)), self.lr, 0, float('nan'), 0)
 
-    def state_arrays(self, st: AdamState) -> dict:
-        "The state as plain arrays."
-        return st._asdict()
-
-    def state_from_arrays(self, model, d) -> AdamState:
-        "Rebuild a saved state."
-        return AdamState(np.array(d['W']), np.array(d['m']), np.array(d['v']), int(d['t']))
-
 class BBVIState(NamedTuple):
     "What carries between mean-field BBVI iterations."
     mu: np.ndarray       # mean (P,)
@@ -496,7 +473,7 @@ class BBVIState(NamedTuple):
     v: np.ndarray        # Adam second moments, (2P,)
     t: int               # iterations done
 
-class BBVI:
+class BBVI(TupleStateIO):
     "Mean-field Gaussian VI by reparameterisation gradients and Adam (Bayes by backprop, Blundell et al. 2015) in $(\\mu, \\log\\sigma)$."
     name = 'bbvi-adam'
     def __init__(self, lr: float=1e-3, beta1: float=0.9, beta2: float=0.999,   # Adam constants
@@ -538,14 +515,6 @@ class BBVI:
         v0 = np.exp(2 * st.rho)
         elbo, se = _elbo_se(model, nlls, _kl_diag(st.mu, v0, 0., 1 / model.prior_prec))
         return BBVIState(mu, rho, m, v, t), StepInfo(elbo, se, float(np.sqrt(G @ G)), self.lr, 0, _kl_diag(mu, np.exp(2 * rho), st.mu, v0), 0)
-
-    def state_arrays(self, st: BBVIState) -> dict:
-        "The state as plain arrays."
-        return st._asdict()
-
-    def state_from_arrays(self, model, d) -> BBVIState:
-        "Rebuild a saved state."
-        return BBVIState(np.array(d['mu']), np.array(d['rho']), np.array(d['m']), np.array(d['v']), int(d['t']))
 
 # %% ../nbs/21_bnn.ipynb #ae1c3fe6
 def predictive_draws(model: BNN, q, X, rng: np.random.Generator, n_samples: int=32) -> np.ndarray:

@@ -144,16 +144,19 @@ def _check_f(F, k):
     if F.shape[1] != k: raise ValueError(f"`F` must have {k} output column(s); got shape {F.shape}")
     return F
 
-class GaussianLik:
+class _Lik:
+    "What the likelihoods share: one network output per target unless the likelihood fixes the number."
+    def out_dim(self, k: int) -> int:
+        "Network outputs needed for `k` targets (k)."
+        return k
+
+class GaussianLik(_Lik):
     "Gaussian likelihood $y\\mid f\\sim\\mathcal N(f, \\sigma^2 I)$ (regression); $y$ of shape (n,) for one output or (n, k)."
     def __init__(self, sigma: float=1.):  # noise standard deviation > 0
         if not (isinstance(sigma, (int, float, np.floating)) and np.isfinite(sigma) and sigma > 0):
             raise ValueError(f"`sigma` must be a finite number > 0; got {sigma!r}")
         self.sigma = float(sigma)
     name = 'gaussian'
-    def out_dim(self, k: int) -> int:
-        "Network outputs needed for `k` targets (k)."
-        return k
     def check_y(self, y, n: int, k: int, name: str='y') -> np.ndarray:
         "Targets as an (n, k) float array (finite)."
         y = check_array(y, name)
@@ -174,7 +177,7 @@ class GaussianLik:
         "Draw $\\tilde y\\sim p(y\\mid f)$, shape (n, k)."
         return F + self.sigma * rng.standard_normal(F.shape)
 
-class BernoulliLik:
+class BernoulliLik(_Lik):
     "Bernoulli likelihood with logit $f$ (one output): $p(y=1\\mid f) = \\mathrm{sigmoid}(f)$, labels 0/1."
     name = 'bernoulli'
     def out_dim(self, k: int) -> int:
@@ -205,12 +208,9 @@ def _lse(F):
     m = F.max(1, keepdims=True)
     return m + np.log(np.exp(F - m).sum(1, keepdims=True))
 
-class CategoricalLik:
-    "Categorical likelihood with logits $f\\in\\mathbb R^k$: $p(y=j\\mid f)=\\mathrm{softmax}(f)_j$, labels 0..k-1."
+class CategoricalLik(_Lik):
+    "Categorical likelihood with logits $f\\in\\mathbb R^k$: $p(y=j\\mid f)=\\mathrm{softmax}(f)_j$, labels 0..k-1 (k logits)."
     name = 'categorical'
-    def out_dim(self, k: int) -> int:
-        "k logits."
-        return k
     def check_y(self, y, n: int, k: int, name: str='y') -> np.ndarray:
         "Labels as an (n,) int array in 0..k-1."
         y = check_array(y, name)
