@@ -6,12 +6,12 @@
 from __future__ import annotations
 import time, weakref
 import numpy as np
-from .checks import check_int, check_rng
+from .checks import check_int
 from .families import MvNormal
 from .quadrature import Lik1D, glm_likelihood
 from .estimators import fisher_weight
 from .models import GLM, Expectations, _prior_arg
-from .sources import _chunked_batches, _check_batch_size
+from .sources import _ChunkedSource
 from .fit import fit
 
 # %% auto #0
@@ -104,7 +104,7 @@ def _tree(parts, split_every, delayed):
     return parts[0]
 
 # %% ../nbs/25_cluster.ipynb #22e4785e
-class DaskSource:
+class DaskSource(_ChunkedSource):
     "Mini-batches gathered from the partitions of dask arrays: partitions in random order, rows shuffled within each, the next partition fetched while one is used."
     def __init__(self,
                  X,             # dask.array (N, D), whole rows per partition
@@ -131,12 +131,6 @@ class DaskSource:
             if i + 1 < len(order): nxt = fetch(order[i + 1])            # prefetch while this partition is used
             Xc, yc = (np.asarray(f.result(), float) for f in cur)
             yield Xc, yc
-
-    def batches(self, batch_size: int, rng: np.random.Generator|None=None, drop_last: bool=False):
-        "One epoch of (X_B, y_B) numpy batches."
-        b = _check_batch_size(batch_size, self.n)
-        rng = None if rng is None else check_rng(rng)
-        yield from _chunked_batches(self._chunks(rng), b, rng, drop_last)
 
     def take(self, idx) -> tuple:
         "The rows `idx` (sorted), gathered from the partitions that hold them."

@@ -4,6 +4,7 @@
 
 # %% ../nbs/06a_sources.ipynb #d77c85ce
 from __future__ import annotations
+import copy
 import mmap
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,7 @@ import numpy as np
 from .checks import check_rng, check_int
 
 # %% auto #0
-__all__ = ['ArraySource', 'MemmapSource', 'ChunkSource', 'batch_stream', 'limit_blas_threads']
+__all__ = ['ArraySource', 'MemmapSource', 'ChunkSource', 'batch_stream', 'RowsModel', 'limit_blas_threads']
 
 # %% ../nbs/06a_sources.ipynb #1e39db80
 def _check_batch_size(b, n):
@@ -146,7 +147,15 @@ def _open_npy(path, name: str, ndim: int):
                          f"holds {size} bytes (about {max(size - offset, 0) // per} complete rows)")
     return np.load(p, mmap_mode='r')
 
-class MemmapSource(ArraySource):
+class _ChunkedSource:
+    "A source read chunk by chunk: `_chunks(rng)` yields the float chunks of one pass (in random order when `rng` is given)."
+    def batches(self, batch_size: int, rng: np.random.Generator|None=None, drop_last: bool=False):
+        "One epoch: chunks in random order, rows shuffled within each chunk (each chunk one sequential read)."
+        b = _check_batch_size(batch_size, self.n)
+        rng = None if rng is None else check_rng(rng)
+        yield from _chunked_batches(self._chunks(rng), b, rng, drop_last)
+
+class MemmapSource(_ChunkedSource, ArraySource):
     "Mini-batches from `.npy` files opened memory-mapped: read one chunk at a time, never the whole file."
     def __init__(self,
                  path_X,                # `.npy` file of features, shape (N, D)
@@ -169,12 +178,6 @@ class MemmapSource(ArraySource):
             _release(self.X, a, b)
             _check_finite(Xc, yc, np.arange(a, b), self._names)
             yield Xc, yc
-
-    def batches(self, batch_size: int, rng: np.random.Generator|None=None, drop_last: bool=False):
-        "One epoch: chunks in random order, rows shuffled within each chunk (sequential reads of the file)."
-        b = _check_batch_size(batch_size, self.n)
-        rng = None if rng is None else check_rng(rng)
-        yield from _chunked_batches(self._chunks(rng), b, rng, drop_last)
 
 class ChunkSource:
     "Mini-batches from any re-iterable stream of `(X_chunk, y_chunk)` pieces (files read piecewise, generators, ...)."
@@ -255,6 +258,34 @@ def batch_stream(source,                   # a data source: `n`, `batches(b, rng
     if sampling == 'iid' and not hasattr(source, 'take'):
         raise ValueError(f"`sampling`='iid' needs a source with random access (`take`); {type(source).__name__} has none: use sampling='epochs'")
     return _endless(source, _batch_sizes(batch_size), seed, sampling, check_int(start, 'start', low=0))
+
+
+# %% ../nbs/06a_sources.ipynb #9ee1f59b
+def _is_source(X) -> bool:
+    "Does `X` speak the data-source protocol (`n`, `dim`, `batches`)?"
+    return hasattr(X, 'batches') and hasattr(X, 'n') and hasattr(X, 'dim')
+
+class RowsModel:
+    "Mixin for a model whose data are rows `X`, `y` in memory or a data source `source`: its rows, and its view on a mini-batch."
+    source = None      # the data source when the rows are streamed, not held
+    data_scale = 1.0   # weight of the data term: N/|B| on a mini-batch view, 1 on the full data
+    is_batch = False   # True on a view made by `on_batch`
+
+    def rows(self) -> tuple:
+        "In-memory rows `(X, y)` (a source model has none: use `fit(..., batch_size=...)` or exact passes)."
+        if self.source is not None: raise ValueError("this model streams its rows from a data source")
+        return self.X, self.y
+
+    def _batch_rows(self, Xb, yb) -> tuple:
+        "A batch's rows as this model keeps them (a subclass converts or checks them here)."
+        return Xb, yb
+
+    def on_batch(self, Xb, yb, n_total: int):
+        "A view of this model on the rows `(Xb, yb)` with the data term scaled by $N/|B|$ (unbiased for the full data)."
+        m = copy.copy(self)
+        (m.X, m.y), m.source = self._batch_rows(Xb, yb), None
+        m.n_total, m.data_scale, m.is_batch = int(n_total), n_total / len(m.X), True
+        return m
 
 
 # %% ../nbs/06a_sources.ipynb #edf2563a

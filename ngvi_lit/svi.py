@@ -4,7 +4,6 @@
 
 # %% ../nbs/13_svi.ipynb #7d9cb201
 from __future__ import annotations
-import copy
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
@@ -13,6 +12,7 @@ from .checks import check_array, check_int, check_rng, check_spd, check_step_siz
 from .datasets import load_iris, synthetic_mixture   # re-exported: `from ngvi_lit.svi import load_iris` still works
 from .families import nat_coords_to_sym, sym_to_nat_coords
 from .conjugate import Dirichlet, Wishart
+from .sources import RowsModel, _is_source
 from .schedules import as_schedule, robbins_monro
 from .updates import FitFault, StepInfo
 from .fit import FitResult, fit
@@ -50,7 +50,6 @@ def make_prior(alpha0: float, # Dirichlet concentration per component, > 0
         if not (np.isfinite(v) and v > low): raise ValueError(f"`{name}` must be finite and > {low:g}; got {v!r}")
     return GMMPrior(float(alpha0), m0, float(beta0), W0inv, float(nu0))
 
-def _is_source(X) -> bool: return hasattr(X, 'batches') and hasattr(X, 'n') and hasattr(X, 'dim')
 
 def _chunks(X, rows: int=65536):
     "The rows of an array (one block) or of a data source (read in order, one block of `rows` at a time)."
@@ -307,9 +306,8 @@ def _check_prior(prior, D):
     if len(prior.m0) != D: raise ValueError(f"`prior` has dimension {len(prior.m0)}, the data {D} columns")
     return prior
 
-class GaussianMixture:
+class GaussianMixture(RowsModel):
     "The Bayesian Gaussian mixture as a model for `fit`: its data (an array or a data source), K components and a `GMMPrior`."
-    is_batch = False
     def __init__(self,
                  X,                   # data, shape (N, D), or a data source (`sources.ArraySource`, `MemmapSource`, `ChunkSource`)
                  K: int,              # number of components
@@ -321,20 +319,13 @@ class GaussianMixture:
             (N, D), self.y = self.X.shape, np.zeros(len(self.X))
         self.K = _check_K(K, N)
         self.prior = default_prior(X, self.K) if prior is None else _check_prior(prior, D)
-        self.dim, self.n_rows, self.n_total, self.data_scale = D, N, N, 1.0
+        self.dim, self.n_total = D, N
 
-    def rows(self) -> tuple:
-        "`(X, zeros(N))`: the rows in the `(X, y)` form of the data sources."
-        if self.source is not None: raise ValueError("this model streams its rows from a data source")
-        return self.X, self.y
+    n_rows = property(lambda self: self.source.n if self.source is not None else len(self.X), doc="rows held: N, or |B| on a batch view")
 
-    def on_batch(self, Xb, yb, n_total: int) -> GaussianMixture:
-        "A view on the rows `Xb` (`yb` is ignored) whose data terms are scaled by N/|B|."
-        m = copy.copy(self)
-        m.X, m.y, m.source = np.asarray(Xb, float), np.asarray(yb, float), None
-        m.n_rows, m.n_total, m.is_batch = len(m.X), int(n_total), True
-        m.data_scale = n_total / len(m.X)
-        return m
+    def _batch_rows(self, Xb, yb) -> tuple:
+        "A batch as float rows (`y` is all zeros: the mixture has no targets; `rows()` gives `(X, zeros)` in the sources' form)."
+        return np.asarray(Xb, float), np.asarray(yb, float)
 
     def blocks(self):
         "This model's rows as float blocks: the array itself, or a source read in order one block at a time."
