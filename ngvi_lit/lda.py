@@ -7,21 +7,21 @@ from __future__ import annotations
 import ast, copy, hashlib, importlib.util, json, os, re, time
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from .checks import check_int, check_rng, check_step_size
 from .families import Dirichlet
-from .schedules import as_schedule, robbins_monro
+from .schedules import as_schedule, growing_batch, robbins_monro
 from .updates import FitFault, StepInfo
 from .fit import FitResult, fit
 
 # %% auto #0
 __all__ = ['check_counts', 'expected_log_beta', 'LocalFit', 'local_step', 'CSRSource', 'LDAPrior', 'LDA', 'LDAState',
            'init_topics', 'LDASVI', 'completion_split', 'completion_loglik', 'perplexity', 'synthetic_lda', 'hellinger',
-           'match_topics', 'top_words', 'LDAResult', 'fit_lda', 'tokenize', 'package_docstrings', 'docstring_corpus',
-           'save_corpus', 'Corpus', 'load_docstrings']
+           'match_topics', 'top_words', 'LDAResult', 'fit_lda', 'per_pass', 'tokenize', 'package_docstrings',
+           'docstring_corpus', 'save_corpus', 'Corpus', 'load_docstrings']
 
 # %% ../nbs/23_lda.ipynb #edeca09e
 _EPS = np.finfo(float).eps
@@ -201,6 +201,10 @@ def _check_q(q, K, V, name='q0') -> Dirichlet:
     if q.alpha.shape != (K, V): raise ValueError(f"`{name}` must hold lambda of shape (K, V) = {(K, V)}; got {q.alpha.shape}")
     return q
 
+def _flag(v, name) -> bool:
+    if not isinstance(v, (bool, np.bool_)): raise ValueError(f"`{name}` must be True or False; got {v!r}")
+    return bool(v)
+
 class LDASVI:
     "Stochastic variational inference for `LDA`: exact local step on the documents given, then lambda <- (1 - rho_t) lambda + rho_t lambda-hat."
     name = 'lda-svi'
@@ -211,6 +215,7 @@ class LDASVI:
                  seed: int=0,         # seed of the random start lambda ~ Gamma(100, 1/100) (when `fit` gets no `q0`)
                  max_doc_iter: int=100,  # coordinate-ascent sweeps per document at most
                  doc_tol: float=1e-3,    # per-document stop: mean |change of gamma_d| < doc_tol
+                 batch_share: bool=False,  # True: rho_t -> 1 - (1 - rho_t)(1 - |B|/N), the batch's own share of lambda replaced outright (1 on the full corpus)
                 ):
         if isinstance(tau0, bool) or not isinstance(tau0, (int, float, np.integer, np.floating)) or not (np.isfinite(tau0) and tau0 >= 0):
             raise ValueError(f"`tau0` must be a finite number >= 0; got {tau0!r}")
@@ -221,7 +226,7 @@ class LDASVI:
         else: self.schedule = as_schedule(check_step_size(rho, 'rho'))
         self.options = dict(rho=None if rho is None else ('schedule' if callable(rho) else float(rho)), tau0=float(tau0), kappa=float(kappa),
                             seed=check_int(seed, 'seed'), max_doc_iter=check_int(max_doc_iter, 'max_doc_iter', low=1),
-                            doc_tol=_positive(doc_tol, 'doc_tol'))
+                            doc_tol=_positive(doc_tol, 'doc_tol'), batch_share=_flag(batch_share, 'batch_share'))
 
     def init(self, model: LDA, q0=None) -> LDAState:
         "Start from `q0` (a `Dirichlet` or an array of lambdas, shape (K, V)), or from the random start drawn with the `seed` option."
@@ -232,6 +237,7 @@ class LDASVI:
         "One step on `model` (the corpus or a batch view): `(new_state, StepInfo)`; deterministic given the documents (`rng` is unused)."
         q, (alpha, eta), c = s.q, model.prior, model.data_scale
         rho = self.schedule(s.t); o = self.options
+        if o['batch_share']: rho = 1 - (1 - rho) * (1 - 1 / c)           # c = N/|B|: the share |B|/N is measured exactly
         try:
             lf = _local(model.X, np.exp(q.mean_vec), alpha, o['max_doc_iter'], o['doc_tol'])
             lam_hat = eta + c * lf.sstats                              # the intermediate parameter: prior + N/|B| statistics
@@ -361,6 +367,10 @@ def fit_lda(X,                          # training documents, shape (D, V) (scip
             test=None,                  # (X_obs, X_held) from `completion_split`: perplexity after each pass
             q0=None,                    # starting topics (lambda (K, V) or a `Dirichlet`); None: Gamma(100, 1/100) draws
             average_from=None,          # online: Polyak average from this step on, and report the averaged topics
+            grow: float|None=None,      # online: multiply the batch by this factor every pass, up to the whole corpus (`schedules.growing_batch` counted in passes)
+            batch_share: bool|None=None,  # online: `LDASVI`'s batch-share step; None: on when `grow` is given
+            max_doc_iter: int=100,      # local step: coordinate-ascent sweeps per document at most
+            doc_tol: float=1e-3,        # local step: per-document stop
            ) -> LDAResult:
     "LDA by `fit`: `LDASVI` on mini-batches (online) or with rho = 1 on the whole corpus (batch VB), perplexity recorded per pass."
     rng = check_rng(rng); model = LDA(X, K, alpha, eta)
@@ -372,6 +382,7 @@ def fit_lda(X,                          # training documents, shape (D, V) (scip
     if q0 is None: q0 = init_topics(model.K, model.dim, rng)
     q0 = _check_q(q0, model.K, model.dim)
     use_avg = method == 'online' and average_from is not None
+    local = dict(max_doc_iter=max_doc_iter, doc_tol=doc_tol)
     N, rec, spent = model.n_total, [], [0.0]
     def record(q, t_fit):
         t = time.perf_counter()
@@ -382,9 +393,12 @@ def fit_lda(X,                          # training documents, shape (D, V) (scip
         if r.rows_seen >= len(rec) * N if method == 'online' else True:
             record(r.q_avg if use_avg and r.q_avg is not None else r.q, r.history['time'][-1] - spent[0])
     if method == 'batch':
-        res = fit(model, LDASVI(rho=1.), rng=rng, q0=q0, max_iter=passes, min_iter=passes, callback=after_step)
+        res = fit(model, LDASVI(rho=1., **local), rng=rng, q0=q0, max_iter=passes, min_iter=passes, callback=after_step)
     else:
-        algo = LDASVI(rho=rho, tau0=tau0, kappa=kappa)
+        if grow is not None:
+            if callable(batch_size): raise ValueError("`grow` needs an integer `batch_size` (the first batch size)")
+            batch_size = per_pass(growing_batch(check_int(batch_size, 'batch_size', low=1), _grow(grow), 1, N), N)
+        algo = LDASVI(rho=rho, tau0=tau0, kappa=kappa, batch_share=grow is not None if batch_share is None else batch_share, **local)
         if callable(batch_size): steps = _steps_for(batch_size, N, passes)
         else: steps = passes * -(-N // min(check_int(batch_size, 'batch_size', low=1), N))
         res = fit(model, algo, rng=rng, q0=q0, batch_size=batch_size, max_iter=steps, min_iter=steps, callback=after_step,
@@ -392,6 +406,22 @@ def fit_lda(X,                          # training documents, shape (D, V) (scip
     if res.status == 'failed': raise RuntimeError(res.message)
     p, t = np.array(rec).T
     return LDAResult.from_fit(res, model.prior.alpha, np.arange(len(rec)), p, t)
+
+def _grow(g) -> float:
+    if isinstance(g, bool) or not isinstance(g, (int, float, np.integer, np.floating)) or not (np.isfinite(g) and g >= 1):
+        raise ValueError(f"`grow` must be a finite number >= 1; got {g!r}")
+    return float(g)
+
+def per_pass(bs,       # batch size as a function of the pass p = 0, 1, ... (e.g. `schedules.growing_batch(b0, 2, 1, N)`)
+             N: int,   # corpus size
+            ) -> Callable:
+    "The step-indexed schedule t -> |B_t| `fit` takes, from one indexed by passes (pass p has ceil(N / bs(p)) steps)."
+    N = check_int(N, 'N', low=1); ends = []
+    def at(t):
+        while not ends or ends[-1] <= t:
+            ends.append((ends[-1] if ends else 0) + -(-N // min(check_int(bs(len(ends)), 'batch_size', low=1), N)))
+        return min(bs(int(np.searchsorted(ends, t, side='right'))), N)
+    return at
 
 def _steps_for(bs, N, passes) -> int:
     "Steps that make `passes` epochs when the batch size of each epoch is fixed at its start (as `sources.batch_stream` does)."

@@ -52,6 +52,26 @@ def test_full_batch_step_is_batch_vb_and_batch_step_is_convex_combination():
     assert np.allclose(s.q.alpha, (1 - rho) * q0.alpha + rho * (model.prior.eta + model.n_total / 3 * lfb.sstats))
 
 
+
+def test_batch_share_step_keeps_the_batch_exact_and_is_batch_vb_on_the_corpus():
+    X = _corpus(3); model = LDA(X, 3); q0 = init_topics(3, X.shape[1], np.random.default_rng(0)); eta = model.prior.eta
+    Xb, yb = model.source.take([0, 5, 9]); view = model.on_batch(Xb, yb, model.n_total); f = 3 / model.n_total
+    s, info = LDASVI(rho=0.2, batch_share=True).step(view, LDAState(q0, 0), None)
+    sB = local_step(Xb, np.exp(q0.mean_vec), model.prior.alpha).sstats
+    assert np.isclose(info.rho, 1 - 0.8 * (1 - f))
+    assert np.allclose(s.q.alpha, eta + sB + (1 - f) * (0.8 * (q0.alpha - eta) + 0.2 * (model.n_total / 3) * sB))
+    s, info = LDASVI(batch_share=True).step(model, LDAState(q0, 0), None)
+    assert info.rho == 1 and np.allclose(s.q.alpha, eta + local_step(model.X, np.exp(q0.mean_vec), model.prior.alpha).sstats)
+
+
+def test_grow_doubles_the_batch_every_pass_and_ends_with_batch_vb_steps():
+    X = _corpus(4); N = X.shape[0]
+    r = fit_lda(X, 3, np.random.default_rng(0), 'online', passes=3, batch_size=8, grow=2)
+    sizes = [8] * -(-N // 8) + [16] * -(-N // 16) + [min(32, N)] * -(-N // 32)
+    assert r.nit == len(sizes) and r.rows_seen == 3 * N and r.options['batch_share']
+    assert r.history['rho'][-1] == 1.0 if N <= 32 else r.history['rho'][-1] < 1
+    with pytest.raises(ValueError, match='`grow`'): fit_lda(X, 3, np.random.default_rng(0), grow=0.5)
+
 def test_bad_input_is_named():
     X = _corpus(4)
     with pytest.raises(ValueError, match='negative'): LDA(sp.csr_matrix(np.array([[1., -2.], [1., 1.]])), 2)
