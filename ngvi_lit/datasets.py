@@ -11,7 +11,8 @@ import numpy as np
 from .checks import check_array, check_rng
 
 # %% auto #0
-__all__ = ['Dataset', 'load_csv', 'load_diabetes', 'load_breast_cancer', 'load_iris', 'load_digits', 'synthetic_mixture']
+__all__ = ['load_diabetes', 'load_breast_cancer', 'load_iris', 'load_digits', 'Dataset', 'load_csv', 'load_dataset',
+           'synthetic_mixture']
 
 # %% ../nbs/14_datasets.ipynb #7c40a491
 @dataclass(frozen=True)
@@ -61,21 +62,26 @@ def load_csv(path,               # a CSV file (or .csv.gz): optional '#' comment
     y = check_array(data[:, j], 'y (target in ' + path.name + ')')
     return Dataset(X, y, tuple(h for i, h in enumerate(header) if i != j), header[j], '\n'.join(comments))
 
-def load_diabetes() -> Dataset:
-    "The diabetes regression data (442 x 10, raw features; Efron et al. 2004)."
-    return load_csv(_data_path('diabetes.csv'), 'y')
+_SHIPPED = {   # name: (file in ngvi_lit/data, target column, one-line description)
+    'diabetes': ('diabetes.csv', 'y', "The diabetes regression data (442 x 10, raw features; Efron et al. 2004)."),
+    'breast_cancer': ('breast_cancer.csv', 'malignant', "The Wisconsin diagnostic breast cancer data (569 x 30, raw features, target 1 = malignant)."),
+    'iris': ('iris.csv', 'species', "Fisher's iris data (150 x 4 measurements in cm; target `species` 0/1/2), shipped with the package."),
+    'digits': ('digits.csv.gz', 'digit', "The UCI optical handwritten digits (1,797 images of 8x8 pixels with values 0..16; target `digit` 0-9; Alpaydin & Kaynak 1998, CC BY 4.0)."),
+}
 
-def load_breast_cancer() -> Dataset:
-    "The Wisconsin diagnostic breast cancer data (569 x 30, raw features, target 1 = malignant)."
-    return load_csv(_data_path('breast_cancer.csv'), 'malignant')
+def load_dataset(name: str) -> Dataset:  # 'diabetes', 'breast_cancer', 'iris' or 'digits'
+    "Load a data set shipped in `ngvi_lit/data/` by its name."
+    if name not in _SHIPPED: raise ValueError(f"`name` must be one of {', '.join(_SHIPPED)}; got {name!r}")
+    file, target, _ = _SHIPPED[name]
+    return load_csv(_data_path(file), target)
 
-def load_iris() -> Dataset:
-    "Fisher's iris data (150 x 4 measurements in cm; target `species` 0/1/2), shipped with the package."
-    return load_csv(_data_path('iris.csv'), 'species')
+def _loader(name: str):
+    "The function `load_<name>()`, documented by the table's description."
+    def load() -> Dataset: return load_dataset(name)
+    load.__name__ = load.__qualname__ = f'load_{name}'; load.__doc__ = _SHIPPED[name][2]
+    return load
 
-def load_digits() -> Dataset:
-    "The UCI optical handwritten digits (1,797 images of 8x8 pixels with values 0..16; target `digit` 0-9; Alpaydin & Kaynak 1998, CC BY 4.0)."
-    return load_csv(_data_path('digits.csv.gz'), 'digit')
+load_diabetes, load_breast_cancer, load_iris, load_digits = map(_loader, _SHIPPED)
 
 # %% ../nbs/14_datasets.ipynb #6a7e3b14
 def synthetic_mixture(rng: np.random.Generator, # randomness
