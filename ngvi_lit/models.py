@@ -4,7 +4,6 @@
 
 # %% ../nbs/07_models.ipynb #85d697d4
 from __future__ import annotations
-import copy
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
@@ -14,6 +13,7 @@ from .families import MvNormal
 from .quadrature import Lik1D, glm_likelihood, gauss_expect
 from .estimators import fisher_weight
 from .estimators import _units, _mean_se
+from .sources import RowsModel, _is_source
 
 # %% auto #0
 __all__ = ['Expectations', 'Model', 'GLM', 'LinearRegression', 'LogisticRegression', 'ProbitRegression', 'PoissonRegression',
@@ -116,14 +116,8 @@ class Model:
 # %% ../nbs/07_models.ipynb #d82c5281
 _ROW_BLOCK = 4096    # rows per block of an exact pass (20 columns x 4096 rows = 640 kB: in cache)
 
-def _is_source(X): return hasattr(X, 'batches') and hasattr(X, 'n') and hasattr(X, 'dim')
-
-class GLM(Model):
+class GLM(RowsModel, Model):
     "A generalised linear model $\\log p(y\\mid z) = \\sum_n f(y_n, x_n^\\top z)$ with a 1-D likelihood `lik`."
-    data_scale = 1.0   # weight of the data term: N/|B| on a mini-batch view, 1 on the full data
-    is_batch = False   # True on a mini-batch view made by `on_batch`
-    source = None      # a data source (`minibatch.ArraySource`, ...) when the rows are streamed, not held
-
     def __init__(self,
                  X,             # design matrix (N, D) (raw features are fine), or a data source streaming (X, y) rows
                  y,             # targets, shape (N,) (None when `X` is a data source)
@@ -152,18 +146,9 @@ class GLM(Model):
         "Validate targets (subclasses restrict them); returns `y`."
         return y
 
-    def rows(self) -> tuple:
-        "In-memory rows `(X, y)` (a source model has none: use `fit(..., batch_size=...)` or exact passes)."
-        if self.source is not None: raise ValueError("this model streams its rows from a data source")
-        return self.X, self.y
-
-    def on_batch(self, Xb, yb, n_total: int) -> GLM:
-        "A view of this model on the rows `(Xb, yb)` with the data term scaled by $N/|B|$ (unbiased for the full data)."
-        m = copy.copy(self)
-        m.X, m.source = Xb, None
-        m.y = self._check_y(yb)
-        m.data_scale, m.is_batch = n_total / len(yb), True
-        return m
+    def _batch_rows(self, Xb, yb) -> tuple:
+        "A batch's rows, its targets checked (the mini-batch view itself is `sources.RowsModel.on_batch`)."
+        return Xb, self._check_y(yb)
 
     def eta_moments(self, q: MvNormal) -> tuple:
         "Means and standard deviations of the linear predictors under q, each shape (N,)."
