@@ -307,6 +307,8 @@ class _GaussianByPrecision:
         tr, maha = self._kl_terms(other)
         return 0.5 * (tr + maha - self._n + self.logdet_prec() - other.logdet_prec())
 
+
+# %% ../nbs/01_families.ipynb #fbd0bb49
 class MvNormal(_GaussianByPrecision, _Gaussian):
     "Multivariate Gaussian $\\mathcal N(m, S^{-1})$ stored by mean and precision (immutable)."
     def __init__(self,
