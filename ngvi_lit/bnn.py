@@ -8,6 +8,8 @@ import copy
 from typing import NamedTuple
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg.lapack import dtrtri, dlauum
+from scipy.linalg.blas import dtrmm
 from scipy.special import logsumexp
 from .checks import check_array, check_int, check_rng, check_step_size
 from .families import DiagNormal
@@ -129,16 +131,29 @@ def _with_mean(q: KFACNormal, M) -> KFACNormal:
     r = copy.copy(q); M = np.array(M, float); M.setflags(write=False); r._M = M
     return r
 
+def _kfac(M, A, G) -> KFACNormal:
+    "`KFACNormal(M, A, G)` for factors that are finite and exactly symmetric by construction (damped averages after `_sym`): the same Cholesky call as the public constructor (same bits), without its finiteness and symmetry scans; a factor that is not positive definite still raises ValueError."
+    q = KFACNormal.__new__(KFACNormal)
+    try: LA, LG = sla.cholesky(A, lower=True, check_finite=False), sla.cholesky(G, lower=True, check_finite=False)
+    except sla.LinAlgError: raise ValueError("a damped factor is not positive definite") from None
+    q._M, q._A, q._G, q._LA, q._LG = np.array(M, float), A, G, LA, LG
+    for a in (q._M, q._A, q._G, q._LA, q._LG): a.setflags(write=False)
+    return q
+
 def _sym(F): return (F + F.T) / 2   # exactly symmetric (a saved state then rebuilds the same Cholesky factors)
+
+def _full(T):
+    "The symmetric matrix whose lower triangle `T` holds, its strict upper triangle zero (what LAPACK's `lauum` returns for $L^\\top L$, L lower-triangular from a zero-padded Cholesky factor: `trtri` and `lauum` never touch the upper part)."
+    S = T + T.T; S.flat[::len(T) + 1] = np.diagonal(T)
+    return S
 
 def _inv_factors(q: KFACNormal) -> tuple:
     "$L_A^{-\\top}$, $L_G^{-1}$, $\\mathrm{tr}A^{-1}\\,\\mathrm{tr}G^{-1}$, $\\log\\det(A\\otimes G)$, $A^{-1}$ and $G^{-1}$ of a layer, computed once per precision and kept with it."
     c = q.__dict__.get('_inv')
     if c is None:
-        p, k = q.shape
-        RA = sla.solve_triangular(q._LA, np.eye(p), lower=True, trans='T')
-        RG = sla.solve_triangular(q._LG, np.eye(k), lower=True)
-        c = q.__dict__['_inv'] = (RA, RG, float(np.sum(RA * RA) * np.sum(RG * RG)), q.logdet_prec(), RA @ RA.T, RG.T @ RG)
+        LiA, RG = dtrtri(q._LA, lower=1)[0], dtrtri(q._LG, lower=1)[0]      # L_A^{-1}, L_G^{-1}: triangular inverses (LAPACK)
+        RA = LiA.T
+        c = q.__dict__['_inv'] = (RA, RG, float(np.sum(RA * RA) * np.sum(RG * RG)), q.logdet_prec(), _full(dlauum(LiA, lower=1)[0]), _full(dlauum(RG, lower=1)[0]))
     return c
 
 class LayerwiseKFAC:
@@ -159,7 +174,9 @@ class LayerwiseKFAC:
         for q in self.layers:
             RA, RG, *_ = _inv_factors(q)
             E = rng.standard_normal((n,) + q.shape)
-            out.append((q.mean + (RA @ E[0] @ RG)[None] if n == 1 else q.mean + RA @ E @ RG).reshape(n, -1))
+            if n == 1: D = dtrmm(1., RG, dtrmm(1., RA, E[0], lower=0), side=1, lower=1)[None]   # triangular products (BLAS trmm): half the flops
+            else: D = RA @ E @ RG
+            out.append((q.mean + D).reshape(n, -1))
         return np.concatenate(out, 1)
     def kl(self, other: LayerwiseKFAC) -> float:
         "Sum of the layers' KLs (a layer whose precision factors are the same objects costs only its mean term)."
@@ -343,6 +360,7 @@ class NoisyKFACState(NamedTuple):
     t: int            # iterations done
     A_bar: list       # running averages of the input factors, one (d_{l-1}+1, d_{l-1}+1) per layer
     G_bar: list       # running averages of the pre-activation gradient factors, one (d_l, d_l) per layer
+    u: np.ndarray     # the momentum mapped back by q's precision, (A_l V_l G_l) per layer, flat (P,): between refreshes a running average of the gradients, it gives the step's KL without products
 
 class NoisyKFACNet:
     "Noisy K-FAC (Zhang et al. 2018) on an MLP: a matrix-normal q per layer, precision $N(\\bar A+\\pi\\sqrt\\gamma I)\\otimes(\\bar G+\\sqrt\\gamma/\\pi\\, I)$, factors refreshed every `inv_every` steps."
@@ -370,7 +388,7 @@ class NoisyKFACNet:
         mu = _start(model, q0, rng); r = 1 / np.sqrt(self.init_var)
         Ms = model.net.unpack(mu)
         q = LayerwiseKFAC([KFACNormal(M, r * np.eye(M.shape[0]), r * np.eye(M.shape[1])) for M in Ms])
-        return NoisyKFACState(q, np.zeros(mu.size), 0, [np.zeros((p, p)) for p, _ in model.net.shapes], [np.zeros((k, k)) for _, k in model.net.shapes])
+        return NoisyKFACState(q, np.zeros(mu.size), 0, [np.zeros((p, p)) for p, _ in model.net.shapes], [np.zeros((k, k)) for _, k in model.net.shapes], np.zeros(mu.size))
 
     def q_of(self, st: NoisyKFACState) -> LayerwiseKFAC:
         "The layerwise matrix normal."
@@ -393,31 +411,47 @@ class NoisyKFACNet:
             _finite(gw); A_bar, G_bar = st.A_bar, st.G_bar
         lam, N = model.prior_prec, model.n_rows
         g = -(model.data_scale * gw + lam * q.mean)                        # ELBO gradient in the mean (ascent)
-        if warm or st.t % self.inv_every == 0:
-            try: prec = [KFACNormal(l.mean, *(_sym(F) for F in damped_factors(A, G, N, lam, self.damping))) for l, A, G in zip(q.layers, A_bar, G_bar)]
+        refresh = warm or st.t % self.inv_every == 0
+        if refresh:
+            try: prec = [_kfac(l.mean, *(_sym(F) for F in damped_factors(A, G, N, lam, self.damping))) for l, A, G in zip(q.layers, A_bar, G_bar)]
             except ValueError as e: raise FitFault(f"the K-FAC factors are unusable: {e}") from None
         else: prec = q.layers
-        nat = np.concatenate([(_inv_factors(p)[4] @ gl.reshape(p.shape) @ _inv_factors(p)[5]).ravel() for p, gl in zip(prec, np.split(g, net.offsets[1:-1]))])
-        v = self.b1 * st.v + (1 - self.b1) * nat
-        M = q.mean + self.lr * v / (1 - self.b1 ** (st.t + 1))
+        gs = [gl.reshape(p.shape) for p, gl in zip(prec, np.split(g, net.offsets[1:-1]))]
+        nat = [_inv_factors(p)[4] @ gl @ _inv_factors(p)[5] for p, gl in zip(prec, gs)]
+        v = self.b1 * st.v + (1 - self.b1) * np.concatenate([x.ravel() for x in nat])
+        c = self.lr / (1 - self.b1 ** (st.t + 1))
+        M = q.mean + c * v
         _finite(M)
         q_new = LayerwiseKFAC([_with_mean(p, Ml) for p, Ml in zip(prec, net.unpack(M))])
+        # KL(q_new || q) of the step, D = c V per layer. Same factors: (1/2) tr(D^T A D G) = (c^2/2) <v, u> with u = A V G, and since
+        # A nat G = g, u is a running average of the gradients (no products). A refresh pays the full KL and recomputes u.
+        if refresh:
+            kl, Vs = 0., net.unpack(v)
+            for a, b, V in zip(prec, q.layers, Vs):
+                ia, ib = _inv_factors(a), _inv_factors(b)
+                kl += 0.5 * (float(np.sum(b.A * ia[4]) * np.sum(b.G * ia[5])) + c * c * float(np.sum(V * (b.A @ V @ b.G))) - a.size + ia[3] - ib[3])
+            u = np.concatenate([(p.A @ V @ p.G).ravel() for p, V in zip(prec, Vs)])
+        else:
+            u = self.b1 * st.u + (1 - self.b1) * g
+            kl = 0.5 * c * c * float(v @ u)
         elbo, se = _elbo_se(model, nll, q.kl_prior(lam))
-        return NoisyKFACState(q_new, v, st.t + 1, A_bar, G_bar), StepInfo(elbo, se, float(np.sqrt(max(g @ nat, 0.))), self.lr, 0, q_new.kl(q), 0)
+        return NoisyKFACState(q_new, v, st.t + 1, A_bar, G_bar, u), StepInfo(elbo, se, float(np.sqrt(max(sum(float(np.sum(x * y)) for x, y in zip(gs, nat)), 0.))), self.lr, 0, max(kl, 0.), 0)
 
     def state_arrays(self, st: NoisyKFACState) -> dict:
         "The state as plain arrays."
-        d = dict(v=st.v, t=st.t)
+        d = dict(v=st.v, t=st.t, u=st.u)
         for l, (A, G, q) in enumerate(zip(st.A_bar, st.G_bar, st.q.layers)):
             d[f'A{l}'], d[f'G{l}'], d[f'M{l}'], d[f'QA{l}'], d[f'QG{l}'] = A, G, q.mean, q.A, q.G
         return d
 
     def state_from_arrays(self, model, d) -> NoisyKFACState:
-        "Rebuild a saved state."
+        "Rebuild a saved state (`u` recomputed from the precision if the arrays predate it)."
         L = model.net.n_layers
         q = LayerwiseKFAC([KFACNormal(d[f'M{l}'], d[f'QA{l}'], d[f'QG{l}']) for l in range(L)])
-        return NoisyKFACState(q, np.array(d['v']), int(d['t']),
-                              [np.array(d[f'A{l}']) for l in range(L)], [np.array(d[f'G{l}']) for l in range(L)])
+        v = np.array(d['v'])
+        u = np.array(d['u']) if 'u' in d else np.concatenate([(p.A @ V @ p.G).ravel() for p, V in zip(q.layers, model.net.unpack(v))])
+        return NoisyKFACState(q, v, int(d['t']), [np.array(d[f'A{l}']) for l in range(L)], [np.array(d[f'G{l}']) for l in range(L)], u)
+
 
 # %% ../nbs/21_bnn.ipynb #3cb00ddf
 def _adam(m, v, g, t, lr, b1, b2, eps=1e-8):

@@ -122,7 +122,7 @@ class MLP:
     def kfac_factors(self, fw: Forward, deltas: list, weights=None) -> list:
         "Per layer $(A_l, G_l)$: $A_l=\\frac1n\\sum_n \\tilde a_{l-1,n}\\tilde a_{l-1,n}^\\top$ (inputs with the bias 1) and $G_l=\\frac1n\\sum_n\\delta_{l,n}\\delta_{l,n}^\\top$."
         n = len(fw.out)
-        return [(_aug(a).T @ _aug(a) / n, d.T @ d / n) for a, d in zip(fw.inputs, deltas)]
+        return [(t.T @ t / n, d.T @ d / n) for t, d in ((_aug(a), d) for a, d in zip(fw.inputs, deltas))]
 
     def jacobian(self, w, X) -> np.ndarray:
         "Dense Jacobian of the outputs w.r.t. the parameters, shape (n, d_L, P), by one backward pass per output (small networks: checks, exact GGN)."
