@@ -1,4 +1,4 @@
-"Bayesian networks: VOGN exact precision on a linear-Gaussian model, IVON's iBLR positivity and Stein estimate, noisy K-FAC = dense step, BBVI gradient, state round trips, metrics, errors."
+"Bayesian networks: VOGN exact precision on a linear-Gaussian model, IVON's iBLR positivity and Stein estimate, noisy K-FAC = dense step and its step KL, BBVI gradient, state round trips, metrics, errors."
 import numpy as np
 import pytest
 from scipy.linalg import block_diag
@@ -39,6 +39,15 @@ def test_kfac_step_is_dense_solve():
     g = -(m.data_scale * m.nll_grad(w)[1] + m.prior_prec * st.q.mean)
     Lam = block_diag(*[np.kron(l.A, l.G) for l in st.q.layers])
     assert np.allclose(st2.q.mean - st.q.mean, 0.3 * np.linalg.solve(Lam, g), rtol=1e-8, atol=1e-12)
+
+def test_kfac_step_kl_matches_matrix_normal_kl():
+    m, X, y = _cls()
+    a = NoisyKFACNet(lr=0.3, beta=0.5, inv_every=3)    # momentum on: u = A V G carries between refreshes
+    rng = np.random.default_rng(5); st = a.init(m, None, rng)
+    for _ in range(8):                                 # warm-up refreshes at t = 0, 1, then t = 3, 6
+        new, info = a.step(m, st, rng)
+        assert np.isclose(info.kl_step, new.q.kl(st.q), rtol=1e-8, atol=1e-14), st.t
+        st = new
 
 def test_bbvi_grad_fd():
     m, X, y = _cls(n=20)
