@@ -149,7 +149,7 @@ def backtracking_step(q: MvNormal,
                       shrink: float=.5,      # factor after a rejection
                       max_backoff: int=40,   # proposals tried
                       tol: float=1e-12,      # accept if elbo_new >= elbo - tol * (1 + |elbo|)
-                      mean_fallback: bool=True,  # rule 'auto': try the mean-only Newton step when the joint step fails
+                      mean_fallback: bool=False, # rule 'auto': try the mean-only Newton step when the joint step fails (NGVI: noisy runs)
                      ) -> BacktrackOutcome:
     "One NGVI step whose size is halved until the ELBO does not decrease (and the new q is valid)."
     rho = check_step_size(rho0, 'rho0')
@@ -291,11 +291,14 @@ def _laplace_start(model, q, max_iter: int=100):
     except (ValueError, sla.LinAlgError, NotImplementedError, FloatingPointError):
         return q, 'the same mean'
 
-def _newton_affordable(model, flops: float=2e9) -> bool:
-    "Does the model offer the ELBO Hessian in (m, L), on in-memory rows, for at most `flops` (about N T^2, T = D(D+1)/2)?"
-    if not callable(getattr(model, 'elbo_chol_system', None)) or getattr(model, 'source', None) is not None: return False
-    T = model.dim * (model.dim + 1) / 2
-    return model.dim + T <= 2000 and getattr(model, 'n_rows', np.inf) * T * T <= flops
+def _newton_when(model, max_flops: float=2e9, cheap: float=4.) -> str|None:
+    "When to try `chol_newton_step`: 'always' if its system costs at most `cheap` ELBO evaluations, 'damped' (after a damped step) if at most `max_flops`, else None."
+    if not callable(getattr(model, 'elbo_chol_system', None)) or getattr(model, 'source', None) is not None: return None
+    D = model.dim; T = D * (D + 1) / 2; N = getattr(model, 'n_rows', np.inf)
+    system = N * (2 * T * T + D * T) + (D + T)**3 / 3      # J^T W J, X^T W J, the Cholesky of the Hessian
+    evaluation = N * (2 * D * D + 60)                         # the row variances, the expected Hessian, the quadrature
+    if D + T > 2000 or system > max_flops: return None
+    return 'always' if system <= cheap * evaluation else 'damped'
 
 class NGVI:
     "Natural-gradient VI for a Gaussian q: full or diagonal, exact or Monte Carlo expectations, always-valid steps."
@@ -413,10 +416,11 @@ class NGVI:
                 r0 = min(rho_cap, 2 * s.rho)
                 if getattr(model, 'is_batch', False): r0 = min(r0, _BATCH_CAP(s.t))   # mini-batches: a decaying cap too
                 out = backtracking_step(q, ex, evaluate, r0, self.step_rule, max_backoff=self.max_backoff,
-                                        mean_fallback=self.curvature == 'hessian')
+                                        mean_fallback=noisy and self.curvature == 'hessian')
                 q_new, ex_new, rho, n_rej, msg, n_inv = out
-                if rho < 1 and self.newton and not noisy and _newton_affordable(model):
-                    # damped: the fixed-point map for S contracts slowly here; a Newton step on the ELBO in (m, L) may not
+                when = _newton_when(model) if self.newton and not noisy else None
+                if when == 'always' or (when == 'damped' and rho < 1):
+                    # cheap, or damped (the fixed-point map for S contracts slowly here): a Newton step on the ELBO in (m, L)
                     try: out_n = chol_newton_step(q, ex, model.elbo_chol_system(q), evaluate)
                     except (ValueError, sla.LinAlgError, FloatingPointError) as e: out_n = BacktrackOutcome(q, ex, 0., 0, str(e))
                     if out_n.rho > 0 and (rho == 0 or out_n.ex.elbo > ex_new.elbo):

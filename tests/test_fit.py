@@ -58,10 +58,10 @@ def test_resume_is_bit_for_bit(tmp_path, kw):
     X = np.column_stack([np.ones(100), rng.standard_normal((100, 2)) * [1, 50]])
     y = (rng.random(100) < 1 / (1 + np.exp(-X @ [.2, 1., .02]))) * 1.
     mod = LogisticRegression(X, y, 10.)
-    full = fit(mod, rng=np.random.default_rng(5), max_iter=9, tol=1e-30, **kw)
+    full = fit(mod, rng=np.random.default_rng(5), max_iter=9, min_iter=9, tol=1e-30, **kw)
     p = tmp_path / 'run.npz'
-    fit(mod, rng=np.random.default_rng(5), max_iter=4, tol=1e-30, save=str(p), **kw)
-    res = fit(mod, rng=np.random.default_rng(123), max_iter=9, tol=1e-30, resume=str(p))
+    fit(mod, rng=np.random.default_rng(5), max_iter=4, min_iter=9, tol=1e-30, save=str(p), **kw)
+    res = fit(mod, rng=np.random.default_rng(123), max_iter=9, min_iter=9, tol=1e-30, resume=str(p))
     assert res.nit == full.nit == 9
     assert np.array_equal(res.q.mean, full.q.mean) and np.array_equal(res.q.prec, full.q.prec)
     for k in ('elbo', 'rho', 'grad_norm', 'kl_step'): assert np.array_equal(res.history[k], full.history[k])

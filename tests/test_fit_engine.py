@@ -171,10 +171,10 @@ def test_user_algorithm_runs_saves_and_resumes(tmp_path):
 def test_adam_and_ngvi_resume(tmp_path, kw):
     m = _logistic()
     for method, opts in (('adam', dict(lr=.05)), ('ngvi', kw)):
-        full = fit(m, method, rng=np.random.default_rng(3), max_iter=10, tol=1e-30, **opts)
+        full = fit(m, method, rng=np.random.default_rng(3), max_iter=10, min_iter=10, tol=1e-30, **opts)
         p = str(tmp_path / f'{method}.npz')
-        fit(m, method, rng=np.random.default_rng(3), max_iter=6, tol=1e-30, save=p, **opts)
-        res = fit(m, rng=np.random.default_rng(0), max_iter=10, tol=1e-30, resume=p)
+        fit(m, method, rng=np.random.default_rng(3), max_iter=6, min_iter=10, tol=1e-30, save=p, **opts)
+        res = fit(m, rng=np.random.default_rng(0), max_iter=10, min_iter=10, tol=1e-30, resume=p)
         assert res.method == method and np.array_equal(res.q.mean, full.q.mean)
 
 
@@ -202,7 +202,7 @@ def test_failed_write_keeps_result_and_old_checkpoint(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter('always')
-            r = fit(m, rng=np.random.default_rng(0), max_iter=6, save={str(p)!r})
+            r = fit(m, rng=np.random.default_rng(0), max_iter=6, min_iter=6, save={str(p)!r})
         assert r.nit == 6 and np.all(np.isfinite(r.q.mean)) and 'FAILED' in r.message, r.message
         assert any('could not save' in str(x.message) for x in w)
         assert open({str(p)!r}, 'rb').read() == old

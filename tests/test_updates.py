@@ -141,3 +141,14 @@ def test_chol_newton_step_never_lowers_the_elbo_and_says_when_it_cannot_step():
     assert flat.rho == 0 and flat.q is m.prior and 'negative definite' in flat.message
     with pytest.raises(ValueError, match='grad'): chol_newton_step(m.prior, ex, (g[:-1], H, L), m.expectations)
     with pytest.raises(ValueError, match='newton'): NGVI(newton='yes')
+
+
+def test_newton_safeguard_is_tried_where_it_is_cheap_or_affordable():
+    from ngvi_lit.updates import _newton_when
+    from ngvi_lit.sources import ArraySource
+    rng = np.random.default_rng(0)
+    small = LogisticRegression(rng.standard_normal((40, 2)), np.ones(40), 1.)
+    mid = LogisticRegression(rng.standard_normal((500, 30)), np.ones(500), 1.)
+    big = LogisticRegression(rng.standard_normal((100, 80)), np.ones(100), 1.)
+    streamed = LogisticRegression(ArraySource(rng.standard_normal((40, 2)), np.ones(40)), None, 1.)
+    assert [_newton_when(m) for m in (small, mid, big, streamed)] == ['always', 'damped', None, None]
