@@ -10,8 +10,8 @@ import scipy.linalg as sla
 from .checks import check_array, check_spd, check_rng
 
 # %% auto #0
-__all__ = ['sym_to_nat_coords', 'nat_coords_to_sym', 'sym_to_mean_coords', 'mean_coords_to_sym', 'ExpFamily', 'MvNormal',
-           'DiagNormal']
+__all__ = ['sym_to_nat_coords', 'nat_coords_to_sym', 'sym_to_mean_coords', 'mean_coords_to_sym', 'ExpFamily', 'patch_to',
+           'MvNormal', 'DiagNormal']
 
 # %% ../nbs/01_families.ipynb #2f9f07d6
 def _frozen(a):
@@ -270,6 +270,14 @@ def _newton_mean_to_nat(cls, mu, lam, max_iter=100, tol=1e-26):
                      f"iterations (largest decrement {dec.max():.2e}); is `mean_vec` near the boundary?")
 
 # %% ../nbs/01_families.ipynb #82d129fd
+def patch_to(cls, as_prop: bool=False, cls_method: bool=False):
+    "Decorator: attach the function to `cls` (as a property with `as_prop`, a classmethod with `cls_method`), so a chapter can define a class a few methods per cell, each followed by its check."
+    def attach(f):
+        f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+        setattr(cls, f.__name__, property(f, doc=f.__doc__) if as_prop else classmethod(f) if cls_method else f)
+        return f
+    return attach
+
 def _vector_and_partner(v, v_name:str, w, w_name:str, square:bool=False):
     "Check a 1-D `v` (length D) and its partner `w`, a D x D matrix if `square` else a D-vector, each under its name."
     v = check_array(v, v_name, ndim=1)
@@ -385,84 +393,97 @@ class MvNormal(_GaussianByPrecision, _Gaussian):
     def logdet_prec(self) -> float:
         "$\\log\\det S$."
         return 2 * np.log(np.diag(self._L)).sum()
-
-    def log_prob(self, z) -> np.ndarray:
-        "Log density at `z` of shape (D,) or (K, D)."
-        z = self._check_points(z)
-        u = (z - self._m) @ self._L   # L^T (z - m) for each row
-        return self._log_density((u**2).sum(-1))
-
-    def sample(self,
-               rng: np.random.Generator,  # the random generator
-               n: int=1,                   # number of draws
-              ) -> np.ndarray:
-        "Draw `n` samples, shape (n, D): $z = m + L^{-\\top}\\varepsilon$."
-        eps = check_rng(rng).standard_normal((n, self.dim))
-        return self._m + _trsolve(self._L, eps.T, trans=True).T
-
     _event_shape = property(lambda self: (self.dim,))
-    def _kl_terms(self, other: MvNormal) -> tuple:
-        "$\\mathrm{tr}(S_o\\Sigma) = \\|L^{-1}L_o\\|_F^2$ and the Mahalanobis term $\\|L_o^\\top(m-m_o)\\|^2$."
-        B = _trsolve(self._L, other._L)  # L^{-1} L_o
-        return np.sum(B**2), np.sum((other._L.T @ (self._m - other._m))**2)
 
     def __repr__(self): return f"MvNormal(dim={self.dim})"
 
-    # ----- the exponential-family protocol
-    @property
-    def nat_vec(self) -> np.ndarray:
-        "Flat natural parameter $(Sm, \\text{coords}(-S/2))$, length $D + D(D+1)/2$."
-        e1, e2 = self.natural
-        return np.concatenate([e1, sym_to_nat_coords(e2)])
-    @property
-    def mean_vec(self) -> np.ndarray:
-        "Flat mean parameter $(m, \\text{upper triangle of } E[zz^\\top])$."
-        m, M2 = self.mean_params
-        return np.concatenate([m, sym_to_mean_coords(M2)])
-    @classmethod
-    def _split(cls, v, name):
-        D = int(round((np.sqrt(9 + 8 * v.shape[-1]) - 3) / 2))
-        if v.ndim != 1 or D * (D + 3) // 2 != v.size or D < 1:
-            raise ValueError(f"`{name}` must be a 1-D vector of length D + D(D+1)/2; got shape {v.shape}")
-        return D, v[:D], v[D:]
-    @classmethod
-    def _nat_domain(cls, v):
-        D, _, b = cls._split(v, 'nat_vec')
-        try: ok = bool(np.linalg.eigvalsh(nat_coords_to_sym(b, D))[-1] < 0)
-        except np.linalg.LinAlgError: ok = False
-        return [('eta2', np.array(ok), 'must be negative definite (eta2 = -prec/2)')]
-    @classmethod
-    def _from_nat_vec(cls, v):
-        D, e1, b = cls._split(np.asarray(v, float), 'nat_vec')
-        return cls.from_natural(e1, nat_coords_to_sym(b, D))
-    @classmethod
-    def _nat_from_mean_vec(cls, mu):
-        D, m, c = cls._split(mu, 'mean_vec')
-        return cls.from_mean(m, mean_coords_to_sym(c, D)).nat_vec
 
-    def log_partition(self) -> float:
-        "$A = \\tfrac12 m^\\top S m - \\tfrac12\\log\\det S + \\tfrac D2 \\log 2\\pi$."
-        return 0.5 * self._m @ self._S @ self._m - 0.5 * self.logdet_prec() + 0.5 * self.dim * np.log(2 * np.pi)
+# %% ../nbs/01_families.ipynb #81418eb2
+@patch_to(MvNormal)
+def log_prob(self, z) -> np.ndarray:
+    "Log density at `z` of shape (D,) or (K, D)."
+    z = self._check_points(z)
+    u = (z - self._m) @ self._L   # L^T (z - m) for each row
+    return self._log_density((u**2).sum(-1))
 
-    def sufficient_stats(self, z) -> np.ndarray:
-        "$T(z) = (z, \\text{upper triangle of } zz^\\top)$, shape (..., P)."
-        z = self._check_points(z)
-        return np.concatenate([z, sym_to_mean_coords(z[..., :, None] * z[..., None, :])], axis=-1)
+@patch_to(MvNormal)
+def sample(self,
+           rng: np.random.Generator,  # the random generator
+           n: int=1,                   # number of draws
+          ) -> np.ndarray:
+    "Draw `n` samples, shape (n, D): $z = m + L^{-\\top}\\varepsilon$."
+    eps = check_rng(rng).standard_normal((n, self.dim))
+    return self._m + _trsolve(self._L, eps.T, trans=True).T
 
-    def fvp(self, v) -> np.ndarray:
-        "Matrix-free Fisher-vector product in $O(D^3)$."
-        v = self._check_tangent(v)
-        D, a, b = self.dim, v[:self.dim], v[self.dim:]
-        Sig, m = self.cov, self._m
-        dSig = 2 * Sig @ nat_coords_to_sym(b, D) @ Sig
-        dm = dSig @ (self._S @ m) + Sig @ a
-        dM2 = dSig + np.outer(dm, m) + np.outer(m, dm)
-        return np.concatenate([dm, sym_to_mean_coords(dM2)])
+@patch_to(MvNormal)
+def _kl_terms(self, other: MvNormal) -> tuple:
+    "$\\mathrm{tr}(S_o\\Sigma) = \\|L^{-1}L_o\\|_F^2$ and the Mahalanobis term $\\|L_o^\\top(m-m_o)\\|^2$."
+    B = _trsolve(self._L, other._L)  # L^{-1} L_o
+    return np.sum(B**2), np.sum((other._L.T @ (self._m - other._m))**2)
 
-    def moments(self) -> dict:
-        "Usual parameters: mean, covariance and its lower Cholesky factor, precision and its factor."
-        Sig = self.cov
-        return dict(mean=self._m, cov=Sig, chol_cov=np.linalg.cholesky(Sig), prec=self._S, chol_prec=self._L)
+
+# %% ../nbs/01_families.ipynb #eae09270
+@patch_to(MvNormal, as_prop=True)
+def nat_vec(self) -> np.ndarray:
+    "Flat natural parameter $(Sm, \\text{coords}(-S/2))$, length $D + D(D+1)/2$."
+    e1, e2 = self.natural
+    return np.concatenate([e1, sym_to_nat_coords(e2)])
+@patch_to(MvNormal, as_prop=True)
+def mean_vec(self) -> np.ndarray:
+    "Flat mean parameter $(m, \\text{upper triangle of } E[zz^\\top])$."
+    m, M2 = self.mean_params
+    return np.concatenate([m, sym_to_mean_coords(M2)])
+@patch_to(MvNormal, cls_method=True)
+def _split(cls, v, name):
+    D = int(round((np.sqrt(9 + 8 * v.shape[-1]) - 3) / 2))
+    if v.ndim != 1 or D * (D + 3) // 2 != v.size or D < 1:
+        raise ValueError(f"`{name}` must be a 1-D vector of length D + D(D+1)/2; got shape {v.shape}")
+    return D, v[:D], v[D:]
+@patch_to(MvNormal, cls_method=True)
+def _nat_domain(cls, v):
+    D, _, b = cls._split(v, 'nat_vec')
+    try: ok = bool(np.linalg.eigvalsh(nat_coords_to_sym(b, D))[-1] < 0)
+    except np.linalg.LinAlgError: ok = False
+    return [('eta2', np.array(ok), 'must be negative definite (eta2 = -prec/2)')]
+@patch_to(MvNormal, cls_method=True)
+def _from_nat_vec(cls, v):
+    D, e1, b = cls._split(np.asarray(v, float), 'nat_vec')
+    return cls.from_natural(e1, nat_coords_to_sym(b, D))
+@patch_to(MvNormal, cls_method=True)
+def _nat_from_mean_vec(cls, mu):
+    D, m, c = cls._split(mu, 'mean_vec')
+    return cls.from_mean(m, mean_coords_to_sym(c, D)).nat_vec
+
+@patch_to(MvNormal)
+def log_partition(self) -> float:
+    "$A = \\tfrac12 m^\\top S m - \\tfrac12\\log\\det S + \\tfrac D2 \\log 2\\pi$."
+    return 0.5 * self._m @ self._S @ self._m - 0.5 * self.logdet_prec() + 0.5 * self.dim * np.log(2 * np.pi)
+
+@patch_to(MvNormal)
+def sufficient_stats(self, z) -> np.ndarray:
+    "$T(z) = (z, \\text{upper triangle of } zz^\\top)$, shape (..., P)."
+    z = self._check_points(z)
+    return np.concatenate([z, sym_to_mean_coords(z[..., :, None] * z[..., None, :])], axis=-1)
+
+
+# %% ../nbs/01_families.ipynb #40ea3c4b
+@patch_to(MvNormal)
+def fvp(self, v) -> np.ndarray:
+    "Matrix-free Fisher-vector product in $O(D^3)$."
+    v = self._check_tangent(v)
+    D, a, b = self.dim, v[:self.dim], v[self.dim:]
+    Sig, m = self.cov, self._m
+    dSig = 2 * Sig @ nat_coords_to_sym(b, D) @ Sig
+    dm = dSig @ (self._S @ m) + Sig @ a
+    dM2 = dSig + np.outer(dm, m) + np.outer(m, dm)
+    return np.concatenate([dm, sym_to_mean_coords(dM2)])
+
+@patch_to(MvNormal)
+def moments(self) -> dict:
+    "Usual parameters: mean, covariance and its lower Cholesky factor, precision and its factor."
+    Sig = self.cov
+    return dict(mean=self._m, cov=Sig, chol_cov=np.linalg.cholesky(Sig), prec=self._S, chol_prec=self._L)
+
 
 # %% ../nbs/01_families.ipynb #6bc09f02
 class DiagNormal(_Gaussian):
