@@ -17,7 +17,9 @@ from start to start, so it is reported as mean +- standard error over more start
 All runs are scored by ONE estimator, ngvi_lit.lda.perplexity (document completion on held-out documents);
 timings exclude that evaluation. BLAS on one thread; sklearn n_jobs=None (one process).
 
-Usage: python bench/bench_lda.py [--quick]   (writes bench/results/lda.json and lda_headtohead.png)
+Usage: python bench/bench_lda.py [--quick]   (writes bench/results/lda.json and lda_headtohead.png, ~9 min)
+       python bench/bench_lda.py --gap-starts 10:40   (then: 30 more starts of ours only for the gap to batch VB on
+       the docstrings, merged into lda.json['gap_study'], ~12 min)
 """
 from __future__ import annotations
 import sys, time
@@ -194,7 +196,44 @@ def summary(res) -> str:
     return '\n'.join(lines)
 
 
+def gap_study(first: int, last: int) -> dict:
+    """More starts for the one figure that varies most from start to start: ours online, ours + remedy and batch VB on
+    the docstrings, starts first..last-1 (the seeds of run()), final perplexities only; merged with the starts of the
+    stored run into lda.json['gap_study'] (the rest of lda.json is left as it is)."""
+    import json
+    path = common.RESULTS_DIR / 'lda.json'; res = json.loads(path.read_text())
+    c = corpora(False)['docstrings']; old = res['corpora']['docstrings']; n0 = len(old['ours_batch']['perplexity_runs'])
+    if first != n0: raise SystemExit(f'--gap-starts must continue the stored run: it has starts 0..{n0 - 1}, so start at {n0}')
+    K, X, test = c['K'], c['X'], c['test']; kw = dict(batch_size=c['batch_size'], tau0=c['tau0'], kappa=c['kappa'])
+    fin = {k: [row[-1] for row in old[k]['perplexity_runs']] for k in ('ours_online', 'ours_remedy', 'ours_batch')}
+    t0 = time.perf_counter()
+    for s in range(first, last):
+        lam0 = init_topics(K, X.shape[1], np.random.default_rng(100 + s)).alpha
+        fin['ours_online'].append(perplexity(fit_lda(X, K, np.random.default_rng(200 + s), 'online', passes=10, q0=lam0, **kw).lam, 1 / K, *test))
+        fin['ours_remedy'].append(perplexity(fit_lda(X, K, np.random.default_rng(200 + s), 'online', passes=10, q0=lam0, grow=GROW, **kw).lam, 1 / K, *test))
+        fin['ours_batch'].append(perplexity(fit_lda(X, K, np.random.default_rng(0), 'batch', passes=c['batch_passes'], q0=lam0).lam, 1 / K, *test))
+        print(f'  [gap] start {s}: online {fin["ours_online"][-1]:.2f}, remedy {fin["ours_remedy"][-1]:.2f}, '
+              f'batch VB {fin["ours_batch"][-1]:.2f} [{time.perf_counter() - t0:.0f} s]', flush=True)
+    ref = np.array(fin['ours_batch']); out = dict(starts=last, batch_passes=c['batch_passes'], final=fin, wall_seconds=time.perf_counter() - t0)
+    for k in ('ours_online', 'ours_remedy'):
+        g = np.array(fin[k]) / ref - 1; m, se = mean_se(g)
+        out[k] = dict(gap_mean=float(m), gap_se=float(se), gap_of_means=float(np.mean(fin[k]) / ref.mean() - 1), within_half_percent=bool(m <= 0.005))
+    d = np.array(fin['ours_remedy']) - np.array(fin['ours_online']); out['remedy_minus_online'] = dict(zip(('mean', 'se'), map(float, mean_se(d))))
+    res['gap_study'] = out
+    common.write_json('lda', res)
+    for k in ('ours_online', 'ours_remedy'):
+        print(f'docstrings, {last} starts: {LABEL[k]} after 10 passes vs batch VB ({c["batch_passes"]} passes): '
+              f'{100 * out[k]["gap_mean"]:+.2f}% +- {100 * out[k]["gap_se"]:.2f}%')
+    return res
+
+
 def main(argv=None) -> int:
+    """`--gap-starts A:B` runs gap_study(A, B) on top of the stored run; anything else goes to common.script_main."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if '--gap-starts' in argv:
+        a, b = map(int, argv[argv.index('--gap-starts') + 1].split(':'))
+        gap_study(a, b)
+        return 0
     return common.script_main('lda', run, summary, __doc__, argv)
 
 
