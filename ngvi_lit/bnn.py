@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 from typing import NamedTuple
 import numpy as np
-import scipy.linalg as sla
 from scipy.linalg.lapack import dtrtri, dlauum
 from scipy.linalg.blas import dtrmm
 from scipy.special import logsumexp
@@ -125,20 +124,6 @@ class Ensemble:
         "Members in turn, shape (n, P) (default n = M: each member once)."
         n = self.n_atoms if n is None else check_int(n, 'n', low=1)
         return self.members[np.arange(n) % self.n_atoms]
-
-def _with_mean(q: KFACNormal, M) -> KFACNormal:
-    "The same precision factors (and their Cholesky factors, not recomputed) around a new mean."
-    r = copy.copy(q); M = np.array(M, float); M.setflags(write=False); r._M = M
-    return r
-
-def _kfac(M, A, G) -> KFACNormal:
-    "`KFACNormal(M, A, G)` for factors that are finite and exactly symmetric by construction (damped averages after `_sym`): the same Cholesky call as the public constructor (same bits), without its finiteness and symmetry scans; a factor that is not positive definite still raises ValueError."
-    q = KFACNormal.__new__(KFACNormal)
-    try: LA, LG = sla.cholesky(A, lower=True, check_finite=False), sla.cholesky(G, lower=True, check_finite=False)
-    except sla.LinAlgError: raise ValueError("a damped factor is not positive definite") from None
-    q._M, q._A, q._G, q._LA, q._LG = np.array(M, float), A, G, LA, LG
-    for a in (q._M, q._A, q._G, q._LA, q._LG): a.setflags(write=False)
-    return q
 
 def _sym(F): return (F + F.T) / 2   # exactly symmetric (a saved state then rebuilds the same Cholesky factors)
 
@@ -413,7 +398,7 @@ class NoisyKFACNet:
         g = -(model.data_scale * gw + lam * q.mean)                        # ELBO gradient in the mean (ascent)
         refresh = warm or st.t % self.inv_every == 0
         if refresh:
-            try: prec = [_kfac(l.mean, *(_sym(F) for F in damped_factors(A, G, N, lam, self.damping))) for l, A, G in zip(q.layers, A_bar, G_bar)]
+            try: prec = [KFACNormal.from_symmetric_factors(l.mean, *(_sym(F) for F in damped_factors(A, G, N, lam, self.damping))) for l, A, G in zip(q.layers, A_bar, G_bar)]
             except ValueError as e: raise FitFault(f"the K-FAC factors are unusable: {e}") from None
         else: prec = q.layers
         gs = [gl.reshape(p.shape) for p, gl in zip(prec, np.split(g, net.offsets[1:-1]))]
@@ -422,7 +407,7 @@ class NoisyKFACNet:
         c = self.lr / (1 - self.b1 ** (st.t + 1))
         M = q.mean + c * v
         _finite(M)
-        q_new = LayerwiseKFAC([_with_mean(p, Ml) for p, Ml in zip(prec, net.unpack(M))])
+        q_new = LayerwiseKFAC([p.with_mean(Ml) for p, Ml in zip(prec, net.unpack(M))])
         # KL(q_new || q) of the step, D = c V per layer. Same factors: (1/2) tr(D^T A D G) = (c^2/2) <v, u> with u = A V G, and since
         # A nat G = g, u is a running average of the gradients (no products). A refresh pays the full KL and recomputes u.
         if refresh:

@@ -41,6 +41,26 @@ class KFACNormal(_GaussianByPrecision):
         self._M = M.copy()
         for a in (self._M, self._A, self._G, self._LA, self._LG): a.setflags(write=False)
 
+    @classmethod
+    def from_symmetric_factors(cls,
+                               mean,  # the mean M, shape (p, k)
+                               A,     # input factor, (p, p): finite and exactly symmetric already (e.g. (F + F.T) / 2 of a damped average)
+                               G,     # output factor, (k, k): likewise
+                              ) -> KFACNormal:
+        "The constructor for factors known to be finite and symmetric: the same Cholesky (same bits) without its scans; a factor that is not positive definite still raises ValueError."
+        q = cls.__new__(cls)
+        try: LA, LG = sla.cholesky(A, lower=True, check_finite=False), sla.cholesky(G, lower=True, check_finite=False)
+        except sla.LinAlgError: raise ValueError("`A` or `G` is not positive definite") from None
+        q._M, q._A, q._G, q._LA, q._LG = np.array(mean, float), A, G, LA, LG
+        for a in (q._M, q._A, q._G, q._LA, q._LG): a.setflags(write=False)
+        return q
+
+    def with_mean(self, mean) -> KFACNormal:
+        "The same precision factors (and their Cholesky factors, not recomputed) around a new mean of the same shape."
+        M = np.array(check_array(mean, 'mean', shape=self.shape), float); M.setflags(write=False)
+        r = copy.copy(self); r._M = M
+        return r
+
     shape = property(lambda self: self._M.shape, doc="(p, k)")
     size = property(lambda self: self._M.size, doc="number of weights p k")
     mean = property(lambda self: self._M, doc="mean M, shape (p, k)")
