@@ -7,21 +7,21 @@ from __future__ import annotations
 import ast, copy, hashlib, importlib.util, json, os, re, time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from .checks import check_int, check_rng, check_step_size
 from .families import Dirichlet
-from .schedules import as_schedule, growing_batch, robbins_monro
+from .schedules import as_schedule, growing_batch, robbins_monro, per_pass, steps_for_passes
 from .updates import FitFault, StepInfo
 from .fit import FitResult, fit
 
 # %% auto #0
 __all__ = ['check_counts', 'expected_log_beta', 'LocalFit', 'local_step', 'CSRSource', 'LDAPrior', 'LDA', 'LDAState',
            'init_topics', 'LDASVI', 'completion_split', 'completion_loglik', 'perplexity', 'synthetic_lda', 'hellinger',
-           'match_topics', 'top_words', 'LDAResult', 'fit_lda', 'per_pass', 'tokenize', 'package_docstrings',
-           'docstring_corpus', 'save_corpus', 'Corpus', 'load_docstrings']
+           'match_topics', 'top_words', 'LDAResult', 'fit_lda', 'tokenize', 'package_docstrings', 'docstring_corpus',
+           'save_corpus', 'Corpus', 'load_docstrings']
 
 # %% ../nbs/23_lda.ipynb #edeca09e
 _EPS = np.finfo(float).eps
@@ -399,7 +399,7 @@ def fit_lda(X,                          # training documents, shape (D, V) (scip
             if callable(batch_size): raise ValueError("`grow` needs an integer `batch_size` (the first batch size)")
             batch_size = per_pass(growing_batch(check_int(batch_size, 'batch_size', low=1), _grow(grow), 1, N), N)
         algo = LDASVI(rho=rho, tau0=tau0, kappa=kappa, batch_share=grow is not None if batch_share is None else batch_share, **local)
-        if callable(batch_size): steps = _steps_for(batch_size, N, passes)
+        if callable(batch_size): steps = steps_for_passes(batch_size, N, passes)
         else: steps = passes * -(-N // min(check_int(batch_size, 'batch_size', low=1), N))
         res = fit(model, algo, rng=rng, q0=q0, batch_size=batch_size, max_iter=steps, min_iter=steps, callback=after_step,
                   average_from=average_from if use_avg else steps + 1)
@@ -412,23 +412,6 @@ def _grow(g) -> float:
         raise ValueError(f"`grow` must be a finite number >= 1; got {g!r}")
     return float(g)
 
-def per_pass(bs,       # batch size as a function of the pass p = 0, 1, ... (e.g. `schedules.growing_batch(b0, 2, 1, N)`)
-             N: int,   # corpus size
-            ) -> Callable:
-    "The step-indexed schedule t -> |B_t| `fit` takes, from one indexed by passes (pass p has ceil(N / bs(p)) steps)."
-    N = check_int(N, 'N', low=1); ends = []
-    def at(t):
-        while not ends or ends[-1] <= t:
-            ends.append((ends[-1] if ends else 0) + -(-N // min(check_int(bs(len(ends)), 'batch_size', low=1), N)))
-        return min(bs(int(np.searchsorted(ends, t, side='right'))), N)
-    return at
-
-def _steps_for(bs, N, passes) -> int:
-    "Steps that make `passes` epochs when the batch size of each epoch is fixed at its start (as `sources.batch_stream` does)."
-    t = 0
-    for _ in range(passes):
-        b = min(check_int(bs(t), 'batch_size', low=1), N); t += -(-N // b)
-    return t
 
 # %% ../nbs/23_lda.ipynb #ada1c8b3
 _STOP = frozenset('''a about above after again against all almost also although always am among an and another any

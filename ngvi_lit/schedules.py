@@ -6,10 +6,10 @@
 from __future__ import annotations
 from typing import Callable
 import numpy as np
-from .checks import check_step_size
+from .checks import check_step_size, check_int
 
 # %% auto #0
-__all__ = ['constant', 'robbins_monro', 'warmup', 'as_schedule', 'growing_batch', 'PolyakAverage']
+__all__ = ['constant', 'robbins_monro', 'warmup', 'as_schedule', 'growing_batch', 'per_pass', 'steps_for_passes', 'PolyakAverage']
 
 # %% ../nbs/07a_schedules.ipynb #f596c5a6
 def constant(rho: float=1.) -> Callable:
@@ -52,6 +52,28 @@ def growing_batch(b0: int,               # first batch size
     if not (np.isfinite(growth) and growth >= 1): raise ValueError(f"`growth` must be finite and >= 1; got {growth!r}")
     return lambda t: int(min(b_max, round(b0 * growth ** (t // every))))
 
+
+# %% ../nbs/07a_schedules.ipynb #d8b4b9f3
+def per_pass(bs: Callable,  # batch size as a function of the pass p = 0, 1, ... (e.g. `growing_batch(b0, 2, 1, N)`)
+             N: int,        # rows in one pass (the data size)
+            ) -> Callable:
+    "The step-indexed schedule t -> |B_t| `fit` takes, from one indexed by passes (pass p has ceil(N / bs(p)) steps; capped at N)."
+    N = check_int(N, 'N', low=1); ends = []
+    def at(t):
+        while not ends or ends[-1] <= t:
+            ends.append((ends[-1] if ends else 0) + -(-N // min(check_int(bs(len(ends)), 'batch_size', low=1), N)))
+        return min(bs(int(np.searchsorted(ends, t, side='right'))), N)
+    return at
+
+def steps_for_passes(bs: Callable,  # step-indexed batch-size schedule t -> |B_t|
+                     N: int,        # rows in one pass
+                     passes: int,   # passes wanted
+                    ) -> int:
+    "Steps that make `passes` passes when each pass keeps the batch size of its first step (as `sources.batch_stream` does)."
+    N, t = check_int(N, 'N', low=1), 0
+    for _ in range(check_int(passes, 'passes', low=0)):
+        t += -(-N // min(check_int(bs(t), 'batch_size', low=1), N))
+    return t
 
 # %% ../nbs/07a_schedules.ipynb #95f1a8be
 class PolyakAverage:
