@@ -313,7 +313,7 @@ class NGVI:
                  momentum='auto',          # heavy-ball coefficient on the mean in [0, 1); 'auto': 0.5 with exact expectations, else 0
                  max_backoff: int=40,      # proposals per iteration before the run stops
                  solver: str='cholesky',   # diagonal rules: the coupled mean step's solve, 'cholesky' or 'cg' (see `ngvi_diag_step`)
-                 newton: bool=True,        # rule 'auto', exact expectations: when the step is damped, also try `chol_newton_step` (GLMs, small D) and keep the better
+                 newton: bool=True,        # rule 'auto', exact expectations, GLMs of small D: also try `chol_newton_step` (every step where cheap, else after damped ones) and keep the better
                 ):
         if isinstance(rho, str):
             if rho != 'auto': raise ValueError(f"`rho` must be 'auto', a number in (0, 1] or a schedule; got {rho!r}")
