@@ -7,7 +7,8 @@ included: batching, views, history; noisy K-FAC's warm-up refreshes included), o
 time and in this process's CPU time (`time.process_time`: on a machine shared with other jobs the wall-clock ratios move
 with their load, the CPU-time ratios much less). The peer trains the same architecture on the same split
 and epochs and is scored by the same metrics (accuracy, NLL, ECE with 15 bins); where torch / ivon are not importable
-it is skipped with a note. Benchmarks measure; they assert nothing.
+it is skipped with a note. For context on MAP's calibration, the run also scores the posterior mode (full-batch L-BFGS) and
+MAP-Adam at 3x and 10x Adam's default step (`map_context`). Benchmarks measure; they assert nothing.
 """
 from __future__ import annotations
 import os, sys, json, time
@@ -85,6 +86,24 @@ def _ivon_peer(model, Xte, yte, epochs: int, seed: int = 0) -> dict:
                 note='last iterate of ivon-opt, 32 posterior draws; compare with IVON-style nll_last / ece_last')
 
 
+def _map_context(model, Xte, yte, epochs: int) -> dict:
+    "How far MAP-Adam at Adam's default step is from the posterior mode, and whether that mode is over- or underconfident: the mode by full-batch L-BFGS from MAP-Adam's last weights, and MAP-Adam at 3x and 10x the step on the same batches and epochs (scored like the methods: Polyak average over the second half)."
+    from scipy.optimize import minimize
+    from ngvi_lit.bnn import PointMass
+    T = epochs * -(-len(model.X) // 64); lam = model.prior_prec; out = {}
+    def row(q, n):
+        e = evaluate(model, q, Xte, yte, np.random.default_rng(3), n)
+        return dict(acc=e['acc'], nll=e['nll'], ece=e['ece'], conf=float(e['probs'].max(1).mean()), neg_log_joint=model.neg_log_joint(q.mean))
+    r = None
+    for k in (1, 3, 10):
+        r_k = train(model, MAPAdam(lr=k * 1e-3), rng=np.random.default_rng(0), epochs=epochs, batch_size=64, average_from=T // 2)
+        out[f'MAP-Adam {k}x step'] = row(r_k.q_avg, 32); r = r if r is not None else r_k
+    opt = minimize(lambda w: (model.neg_log_joint(w), model.nll_grad(w)[1] + lam * w), r.q.mean, jac=True, method='L-BFGS-B',
+                   options=dict(maxiter=20000, gtol=1e-6))
+    out['mode (L-BFGS)'] = dict(row(PointMass(opt.x), 1), lbfgs_iterations=int(opt.nit), grad_norm=float(np.linalg.norm(opt.jac)))
+    return out
+
+
 def run(quick: bool = False) -> dict:
     "Seconds per epoch of each method (best of repeats), ratios to MAP-Adam, test metrics of the longest run, and the IVON peer."
     epochs, repeats = (5, 1) if quick else (100, 3)
@@ -118,6 +137,7 @@ def run(quick: bool = False) -> dict:
         v['ratio_to_map'], v['ratio_to_map_b256'] = v['seconds_per_epoch'] / base, v['seconds_per_epoch_b256'] / base256
         v['cpu_ratio_to_map'], v['cpu_ratio_to_map_b256'] = v['cpu_seconds_per_epoch'] / cbase, v['cpu_seconds_per_epoch_b256'] / cbase256
     out['peer_ivon'] = _ivon_peer(model, Xte, yte, epochs)
+    out['map_context'] = _map_context(model, Xte, yte, epochs)
     r = out['methods']
     out['acceptance'] = dict(cost_vogn_le_3x_map=r['VOGN']['ratio_to_map'] <= 3, cost_kfac_le_3x_map=r['noisy K-FAC']['ratio_to_map'] <= 3,
                              cpu_cost_vogn_le_3x_map=r['VOGN']['cpu_ratio_to_map'] <= 3, cpu_cost_kfac_le_3x_map=r['noisy K-FAC']['cpu_ratio_to_map'] <= 3)
@@ -131,6 +151,8 @@ def summary(res: dict) -> str:
     lines.append(f"IVON-style last iterate: acc {o['acc_last']:.3f} nll {o['nll_last']:.3f} ece {o['ece_last']:.3f}")
     lines.append('peer ivon-opt: ' + (f"acc {p['acc']:.3f} nll {p['nll']:.3f} ece {p['ece']:.3f} {p['seconds_per_epoch'] * 1e3:.1f} ms/epoch"
                                       if p['status'] == 'ok' else f"skipped: {p['note']}"))
+    for k, v in res.get('map_context', {}).items():
+        lines.append(f"{k:18s} acc {v['acc']:.3f} conf {v['conf']:.3f} nll {v['nll']:.4f} ece {v['ece']:.4f} -log joint {v['neg_log_joint']:.1f}")
     return '\n'.join(lines)
 
 
